@@ -1,0 +1,84 @@
+/*
+ * postern - the operator command: starts, stops and inspects a Postern
+ * instance. "postern [-c CONFIG_DIR] COMMAND [args]".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "config.h"
+#include "log.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{"start", cmd_start, "start [-f]        start the mail system (-f: stay in the foreground)"},
+	{"stop", cmd_stop, "stop              stop the mail system"},
+	{"reload", cmd_reload, "reload            re-read the configuration without cutting sessions"},
+	{"status", cmd_status, "status            show whether the system runs and its services"},
+	{"queue", cmd_queue, "queue [--json]    list queued messages"},
+	{"flush", cmd_flush, "flush             retry every deferred message now"},
+	{"cat", cmd_cat, "cat QUEUEID       print a queue file in readable form"},
+	{"map", cmd_map, "map [type:]FILE   build FILE.db; map -q KEY type:FILE looks KEY up"},
+	{"conf", cmd_conf, "conf [-n|-d] [NAME...]  print parameters (-n: set in main.cf, -d: defaults)"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: postern [-c CONFIG_DIR] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %s\n", commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_dir = NULL;
+	char *err = NULL;
+	int opt;
+
+	setenv("POSTERN_LOG_STDERR", "1", 0);
+	log_init("postern");
+	while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+		switch (opt) {
+		case 'c':
+			config_dir = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	const struct command *cmd = NULL;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, argv[optind]) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL) {
+		fprintf(stderr, "postern: unknown command \"%s\"; run \"postern -h\" for the list\n",
+		    argv[optind]);
+		return 2;
+	}
+
+	if (config_load(config_dir, &err) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		free(err);
+		return 1;
+	}
+	int sub_argc = argc - optind;
+	char **sub_argv = argv + optind;
+	optind = 1;
+	return cmd->run(sub_argc, sub_argv);
+}

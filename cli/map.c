@@ -1,0 +1,2 @@
+/* placeholder until implemented */
+#include "commands.h"

@@ -1,0 +1,111 @@
+/*
+ * The table of known main.cf parameters and their compiled-in defaults.
+ * Names and value syntax follow Postfix where the concept is the same.
+ * A NULL default is computed at load time (myhostname, mydomain,
+ * config_directory, the directories from configure).
+ */
+#include "config.h"
+
+const struct config_param config_params[] = {
+	/* Identity and locations. */
+	{"config_directory", NULL},
+	{"queue_directory", NULL},
+	{"daemon_directory", NULL},
+	{"mail_owner", "postern"},
+	{"mail_name", "Postern"},
+	{"myhostname", NULL},
+	{"mydomain", NULL},
+	{"myorigin", "$myhostname"},
+	{"inet_interfaces", "all"},
+
+	/* Logging. */
+	{"maillog_file", ""},
+	{"syslog_facility", "mail"},
+	{"syslog_name", "postern"},
+	{"debug_peer_list", ""},
+
+	/* Address classes and routing. */
+	{"mydestination", "$myhostname, localhost.$mydomain, localhost"},
+	{"mynetworks", "127.0.0.0/8 [::1]/128"},
+	{"relay_domains", ""},
+	{"virtual_mailbox_domains", ""},
+	{"virtual_mailbox_maps", ""},
+	{"virtual_alias_maps", ""},
+	{"virtual_mailbox_base", ""},
+	{"virtual_uid_maps", ""},
+	{"virtual_gid_maps", ""},
+	{"local_recipient_maps", "unix:passwd.byname $alias_maps"},
+	{"alias_maps", "hash:/etc/aliases"},
+	{"transport_maps", ""},
+	{"relayhost", ""},
+	{"default_transport", "smtp"},
+	{"local_transport", "local"},
+	{"virtual_transport", "local"},
+	{"relay_transport", "smtp"},
+	{"recipient_delimiter", ""},
+
+	/* Size and line limits. */
+	{"message_size_limit", "10240000"},
+	{"line_length_limit", "2048"},
+	{"header_size_limit", "102400"},
+	{"hopcount_limit", "50"},
+
+	/* smtpd. */
+	{"smtpd_banner", "$myhostname ESMTP $mail_name"},
+	{"smtpd_timeout", "300s"},
+	{"smtpd_recipient_limit", "1000"},
+	{"smtpd_hard_error_limit", "20"},
+	{"smtpd_soft_error_limit", "10"},
+	{"smtpd_client_connection_limit", "10000"},
+	{"smtpd_relay_restrictions",
+	    "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"},
+	{"smtpd_recipient_restrictions", ""},
+	{"smtpd_client_restrictions", ""},
+	{"smtpd_helo_restrictions", ""},
+	{"smtpd_sender_restrictions", ""},
+	{"smtpd_forbid_bare_newline", "yes"},
+	{"smtpd_peername_lookup", "yes"},
+	{"smtpd_process_count", "0"},
+	{"disable_vrfy_command", "no"},
+	{"smtpd_sasl_auth_enable", "no"},
+
+	/* qmgr. */
+	{"queue_run_delay", "300s"},
+	{"minimal_backoff_time", "300s"},
+	{"maximal_backoff_time", "4000s"},
+	{"maximal_queue_lifetime", "5d"},
+	{"bounce_queue_lifetime", "5d"},
+	{"default_destination_concurrency_limit", "20"},
+	{"local_destination_concurrency_limit", "2"},
+	{"default_recipient_limit", "50"},
+	{"qmgr_message_active_limit", "20000"},
+
+	/* Delivery agents and process management. */
+	{"default_process_limit", "100"},
+	{"max_use", "100"},
+	{"max_idle", "100s"},
+	{"ipc_timeout", "3600s"},
+	{"service_restart_delay", "1s"},
+
+	/* local. */
+	{"home_mailbox", ""},
+	{"mail_spool_directory", "/var/mail"},
+	{"allow_mail_to_commands", "no"},
+	{"allow_mail_to_files", "no"},
+
+	/* smtp client. */
+	{"smtp_helo_name", "$myhostname"},
+	{"smtp_connect_timeout", "30s"},
+	{"smtp_helo_timeout", "300s"},
+	{"smtp_mail_timeout", "300s"},
+	{"smtp_rcpt_timeout", "300s"},
+	{"smtp_data_init_timeout", "120s"},
+	{"smtp_data_xfer_timeout", "180s"},
+	{"smtp_data_done_timeout", "600s"},
+	{"smtp_quit_timeout", "300s"},
+	{"smtp_connection_cache_time_limit", "2s"},
+	{"smtp_bind_address", ""},
+	{"lmtp_lhlo_name", "$myhostname"},
+
+	{NULL, NULL}
+};

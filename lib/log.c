@@ -1,0 +1,2 @@
+/* placeholder until implemented */
+typedef int postern_log_placeholder;

@@ -1,0 +1,2 @@
+/* placeholder until implemented */
+typedef int postern_sbuf_placeholder;

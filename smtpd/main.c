@@ -1,0 +1,5 @@
+/* placeholder until implemented */
+int main(void)
+{
+	return 1;
+}

@@ -1,0 +1,5 @@
+# Unit tests of sbuf, config, mastercf, netaddr, iox.
+check_PROGRAMS += tests/unit/test_sbuf
+TESTS += tests/unit/test_sbuf
+tests_unit_test_sbuf_SOURCES = tests/unit/test_sbuf.c
+tests_unit_test_sbuf_LDADD = $(TEST_LDADD)
