@@ -1,1 +1,1 @@
-# Unit tests of the agents area.
+# Unit tests of the local delivery agent.
