@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs what building and testing Postern needs on Debian 12, and
+# creates the unprivileged system user "postern" (mail_owner). Run as root.
+set -eu
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps.sh: run as root (it calls apt-get and useradd)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+	build-essential autoconf automake pkg-config \
+	libgnutls28-dev libdb5.3-dev db5.3-util libsasl2-dev libsasl2-modules \
+	sasl2-bin libpcre2-dev libevent-dev \
+	python3 swaks curl gnutls-bin openssl msmtp ca-certificates procps
+if ! getent passwd postern >/dev/null; then
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin postern
+fi
