@@ -1,0 +1,2 @@
+# man/: manual pages.
+dist_man8_MANS = man/postern.8
