@@ -56,6 +56,14 @@ int maplist_lookup(struct maplist *l, const char *key, char **value_out,
 size_t maplist_count(const struct maplist *l);
 
 /*
+ * Splits a list of specs at commas and white space, keeping a "{...}"
+ * group such as inline:{ a=b, c=d } in one item. Returns a NULL-terminated
+ * array in one allocation (caller frees) with the number of items in
+ * *count_out (when not NULL), or NULL with a message on unbalanced braces.
+ */
+char **map_split_list(const char *spec, size_t *count_out, char **err_out);
+
+/*
  * Builds the Berkeley DB file for "hash:/path" or "btree:/path" (a bare
  * path means hash) from the text file /path: written to a temporary file
  * and renamed to /path.db, so readers never see a half-built table.
