@@ -97,7 +97,8 @@ struct qwriter;
 /*
  * Creates incoming/.tmp.QID in queue_dir (mode 0600) and writes the
  * envelope of env. env->qid is used when set, else a new one is made and
- * stored into env->qid. Returns the writer, or NULL with errno and a
+ * stored into env->qid; an arrival_sec of 0 is set to the current time.
+ * Returns the writer, or NULL with errno and a
  * message in *err_out (caller frees).
  */
 struct qwriter *qwriter_open(const char *queue_dir, struct qenv *env,
@@ -165,7 +166,8 @@ int qfile_make_dirs(const char *queue_dir, uid_t owner, gid_t group,
 int qfile_defer_log_write(const char *queue_dir, const char *qid,
     const struct qenv *env, char *const *reasons);
 /* Reads reasons into a malloc'd array of env->nrcpt strings (NULL where
- * none); caller frees each and the array. */
+ * none, all NULL when the file does not exist); caller frees each and
+ * the array. */
 int qfile_defer_log_read(const char *queue_dir, const char *qid,
     size_t nrcpt, char ***reasons_out);
 
