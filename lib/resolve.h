@@ -31,7 +31,9 @@ struct resolve_result {
 
 /* Opens the tables named in the configuration. Call once after
  * config_load(), before dropping privileges. Returns 0 or -1 with a
- * message. Calling it again reopens them. */
+ * message. Calling it again reopens them. After -1 the tables that opened
+ * work, lookups that need one that did not open fail as temporary errors,
+ * and opening it is retried every few seconds. */
 int resolve_init(char **err_out);
 
 /*
