@@ -1,0 +1,302 @@
+/*
+ * Sessions: connecting to the next hop, the greeting, EHLO or HELO with
+ * the capabilities, RSET before reuse, and QUIT.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "deliver.h"
+#include "iox.h"
+#include "log.h"
+#include "smtp.h"
+
+/* Outcome of greeting one server address. */
+enum session_outcome {
+	SESSION_READY,   /* EHLO or HELO accepted */
+	SESSION_RETRY,   /* temporary failure: try the next address */
+	SESSION_FINAL    /* permanent failure: results set on every recipient */
+};
+
+unsigned smtp_ehlo_parse(const struct smtp_reply *r,
+    unsigned long long *size_out)
+{
+	const char *line = sbuf_cstr(&r->lines);
+	unsigned caps = 0;
+	int first = 1;
+
+	*size_out = 0;
+	while (*line != '\0') {
+		const char *end = strchr(line, '\n');
+		size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+		char word[32];
+		size_t wlen = strcspn(line, " \n");
+
+		/* The first line names the server; keywords start later. */
+		if (!first && wlen > 0 && wlen < sizeof(word)) {
+			memcpy(word, line, wlen);
+			word[wlen] = '\0';
+			if (strcasecmp(word, "PIPELINING") == 0)
+				caps |= SMTP_CAP_PIPELINING;
+			else if (strcasecmp(word, "8BITMIME") == 0)
+				caps |= SMTP_CAP_8BITMIME;
+			else if (strcasecmp(word, "ENHANCEDSTATUSCODES") == 0)
+				caps |= SMTP_CAP_ENHANCEDSTATUSCODES;
+			else if (strcasecmp(word, "SIZE") == 0) {
+				caps |= SMTP_CAP_SIZE;
+				/* "SIZE" alone or "SIZE 0" means no fixed limit
+				 * (RFC 1870 section 4). */
+				if (wlen < len)
+					*size_out = strtoull(line + wlen + 1,
+					    NULL, 10);
+			}
+		}
+		first = 0;
+		line += len;
+		if (*line == '\n')
+			line++;
+	}
+	return caps;
+}
+
+void smtp_fail_io(struct smtp_conn *c, struct smtp_request *req,
+    const char *stage)
+{
+	const char *dsn = "4.4.2";
+	char text[600];
+
+	switch (c->io_error) {
+	case SMTP_IO_TIMEOUT:
+		snprintf(text, sizeof(text),
+		    "conversation with %s timed out while %s", c->peer, stage);
+		break;
+	case SMTP_IO_PROTO:
+		dsn = "4.5.0";
+		snprintf(text, sizeof(text),
+		    "malformed reply from %s while %s: %s", c->peer, stage,
+		    c->io_detail);
+		break;
+	default:
+		snprintf(text, sizeof(text),
+		    "lost connection with %s while %s", c->peer, stage);
+		break;
+	}
+	log_warn("%s: %s", req->qid, text);
+	smtp_request_fail_rest(req, DELIVER_DEFER, dsn, text);
+}
+
+/* Sets "host NAME[ADDR] said: ..." as the result of every recipient
+ * without one, deferred for 4xx and bounced for 5xx. */
+static void session_fail_reply(struct smtp_conn *c, struct smtp_request *req,
+    const struct smtp_reply *r, const char *context)
+{
+	char dsn[16];
+	char text[SMTP_REPLY_MAX_TEXT + 400];
+
+	smtp_reply_dsn(r, dsn, sizeof(dsn));
+	snprintf(text, sizeof(text), "host %s said: %s (%s)", c->peer,
+	    sbuf_cstr(&r->text), context);
+	smtp_request_fail_rest(req, r->code >= 500 ? DELIVER_BOUNCE
+	    : DELIVER_DEFER, dsn, text);
+}
+
+/* Sends one command line and reads its reply. Returns 0 or -1 (I/O). */
+static int session_command(struct smtp_conn *c, const char *cmd,
+    struct smtp_reply *r, int timeout_ms)
+{
+	char line[600];
+	int n = snprintf(line, sizeof(line), "%s\r\n", cmd);
+
+	if (n < 0 || (size_t)n >= sizeof(line))
+		log_panic("SMTP command longer than %zu bytes", sizeof(line));
+	if (smtp_conn_write(c, line, (size_t)n, timeout_ms) < 0)
+		return -1;
+	return smtp_conn_read_reply(c, r, timeout_ms);
+}
+
+/* Runs EHLO, or HELO when EHLO gets a 5xx reply. */
+static enum session_outcome session_helo(struct smtp_agent *agent,
+    struct smtp_conn *c, struct smtp_request *req, struct smtp_reply *r)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "EHLO %s", agent->helo_name);
+	if (session_command(c, cmd, r, agent->timeouts.helo) < 0) {
+		smtp_fail_io(c, req, "performing the EHLO handshake");
+		return SESSION_RETRY;
+	}
+	if (r->code / 100 == 2) {
+		c->caps = smtp_ehlo_parse(r, &c->size_limit);
+		return SESSION_READY;
+	}
+	if (r->code / 100 == 4) {
+		session_fail_reply(c, req, r, "in reply to EHLO command");
+		return SESSION_RETRY;
+	}
+
+	snprintf(cmd, sizeof(cmd), "HELO %s", agent->helo_name);
+	if (session_command(c, cmd, r, agent->timeouts.helo) < 0) {
+		smtp_fail_io(c, req, "performing the HELO handshake");
+		return SESSION_RETRY;
+	}
+	if (r->code / 100 == 2) {
+		c->caps = 0;
+		return SESSION_READY;
+	}
+	session_fail_reply(c, req, r, "in reply to HELO command");
+	return r->code >= 500 ? SESSION_FINAL : SESSION_RETRY;
+}
+
+/* Reads the greeting and says hello. */
+static enum session_outcome session_greet(struct smtp_agent *agent,
+    struct smtp_conn *c, struct smtp_request *req)
+{
+	struct smtp_reply r;
+	enum session_outcome outcome;
+
+	smtp_reply_init(&r);
+	if (smtp_conn_read_reply(c, &r, agent->timeouts.helo) < 0) {
+		smtp_fail_io(c, req, "receiving the initial server greeting");
+		outcome = SESSION_RETRY;
+	} else if (r.code / 100 != 2) {
+		log_warn("%s: host %s refused to talk to me: %s", req->qid,
+		    c->peer, sbuf_cstr(&r.text));
+		session_fail_reply(c, req, &r, "in reply to the greeting");
+		outcome = r.code >= 500 ? SESSION_FINAL : SESSION_RETRY;
+	} else {
+		outcome = session_helo(agent, c, req, &r);
+	}
+	smtp_reply_free(&r);
+	return outcome;
+}
+
+/* Clears every recipient result set by a failed attempt, so the next
+ * address starts afresh. */
+static void session_clear_results(struct smtp_request *req)
+{
+	for (size_t i = 0; i < req->nrcpt; i++) {
+		if (req->rcpts[i].skip)
+			continue;
+		req->rcpts[i].done = 0;
+		free(req->rcpts[i].text);
+		req->rcpts[i].text = NULL;
+	}
+}
+
+/* Connects to one address and greets it. Returns the session or NULL
+ * with results set; *final_out is 1 when no other address may help. */
+static struct smtp_conn *session_try_addr(struct smtp_agent *agent,
+    struct smtp_request *req, const struct smtp_nexthop *nh,
+    const char *addr, int *final_out)
+{
+	struct smtp_conn *c;
+	enum session_outcome outcome;
+	char *err = NULL;
+	int fd;
+
+	*final_out = 0;
+	session_clear_results(req);
+	fd = iox_tcp_connect(addr, nh->port, agent->timeouts.connect,
+	    agent->bind_address, &err);
+	if (fd < 0) {
+		char text[600];
+
+		snprintf(text, sizeof(text), "connect to %s[%s]:%s: %s",
+		    nh->host, addr, nh->port, strerror(errno));
+		log_warn("%s: %s", req->qid, text);
+		smtp_request_fail_rest(req, DELIVER_DEFER, "4.4.1", text);
+		free(err);
+		return NULL;
+	}
+
+	c = smtp_conn_new(fd);
+	c->nexthop = xstrdup(req->nexthop);
+	c->host = xstrdup(nh->host);
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	snprintf(c->port, sizeof(c->port), "%s", nh->port);
+	snprintf(c->peer, sizeof(c->peer), "%s[%s]", nh->host, addr);
+	snprintf(c->relay, sizeof(c->relay), "%s:%s", c->peer, nh->port);
+
+	outcome = session_greet(agent, c, req);
+	if (outcome == SESSION_READY)
+		return c;
+	if (outcome == SESSION_FINAL)
+		*final_out = 1;
+	smtp_session_quit(agent, &c);
+	return NULL;
+}
+
+struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
+    struct smtp_request *req)
+{
+	struct smtp_nexthop nh;
+	struct smtp_addr_list addrs;
+	struct smtp_conn *c = NULL;
+	const char *domain = req->nrcpt > 0 ? addr_domain(req->rcpts[0].addr)
+	    : NULL;
+	char *err = NULL;
+	int rc;
+
+	if (smtp_nexthop_parse(req->nexthop, domain, &nh, &err) < 0) {
+		log_warn("%s: %s", req->qid, err);
+		smtp_request_fail_rest(req, DELIVER_DEFER, "4.3.5", err);
+		free(err);
+		return NULL;
+	}
+
+	rc = smtp_nexthop_lookup(&nh, &addrs, &err);
+	if (rc < 0) {
+		log_warn("%s: %s", req->qid, err);
+		smtp_request_fail_rest(req, rc == -1 ? DELIVER_BOUNCE
+		    : DELIVER_DEFER, rc == -1 ? "5.4.4" : "4.4.3", err);
+		free(err);
+		smtp_nexthop_free(&nh);
+		return NULL;
+	}
+
+	for (size_t i = 0; i < addrs.count && c == NULL; i++) {
+		int final = 0;
+
+		c = session_try_addr(agent, req, &nh, addrs.addrs[i], &final);
+		if (final)
+			break;
+	}
+	smtp_addr_list_free(&addrs);
+	smtp_nexthop_free(&nh);
+	return c;
+}
+
+int smtp_session_reset(struct smtp_agent *agent, struct smtp_conn *c)
+{
+	struct smtp_reply r;
+	int ok;
+
+	smtp_reply_init(&r);
+	ok = session_command(c, "RSET", &r, agent->timeouts.helo) == 0
+	    && r.code / 100 == 2;
+	if (!ok && c->io_error == SMTP_IO_OK)
+		log_warn("host %s rejected RSET: %s", c->peer,
+		    sbuf_cstr(&r.text));
+	smtp_reply_free(&r);
+	return ok ? 0 : -1;
+}
+
+void smtp_session_quit(struct smtp_agent *agent, struct smtp_conn **cp)
+{
+	struct smtp_conn *c = *cp;
+	struct smtp_reply r;
+
+	if (c == NULL)
+		return;
+	/* A session that failed at the I/O level gets no QUIT: the peer
+	 * is gone or out of step with us. */
+	if (c->io_error == SMTP_IO_OK) {
+		smtp_reply_init(&r);
+		(void)session_command(c, "QUIT", &r, agent->timeouts.quit);
+		smtp_reply_free(&r);
+	}
+	smtp_conn_free(cp);
+}

@@ -1,0 +1,276 @@
+/*
+ * smtp - the SMTP delivery agent.
+ *
+ * One process handles one delivery request (lib/deliver.h) at a time with
+ * blocking I/O and a timeout on every network read and write. After a
+ * transaction that left the connection in a clean state the agent keeps
+ * it open for smtp_connection_cache_time_limit seconds and reuses it for
+ * the next request to the same next hop.
+ *
+ * Parts: main.c (service loop and connection cache), request.c (request
+ * and results), nexthop.c (next hop syntax and address lookup), session.c
+ * (connect, greeting, EHLO, RSET, QUIT), transaction.c (MAIL, RCPT, DATA),
+ * body.c (message encoding for DATA), reply.c (server replies).
+ */
+#ifndef POSTERN_SMTP_H
+#define POSTERN_SMTP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "qfile.h"
+#include "sbuf.h"
+
+/* Reply limits. RFC 5321 4.5.3.1.5 sets 512 octets per reply line; we
+ * accept longer lines because real servers send them. */
+#define SMTP_REPLY_MAX_LINES 100
+#define SMTP_REPLY_MAX_LINE 2048      /* bytes, with the CRLF */
+#define SMTP_REPLY_MAX_TEXT 1000      /* bytes of reply text kept for logs */
+
+/* Results of smtp_reply_parse. */
+#define SMTP_PARSE_ERROR (-1)
+#define SMTP_PARSE_MORE 0
+#define SMTP_PARSE_DONE 1
+
+/* One server reply, possibly of several lines. */
+struct smtp_reply {
+	int code;            /* 200..599 */
+	size_t nlines;
+	struct sbuf lines;   /* text after "CODE-" of each line, '\n' after each */
+	struct sbuf text;    /* "CODE text1 text2 ...", sanitized, capped */
+};
+
+void smtp_reply_init(struct smtp_reply *r);
+void smtp_reply_reset(struct smtp_reply *r);
+void smtp_reply_free(struct smtp_reply *r);
+
+/*
+ * Parses complete reply lines at the start of buf[0..len), adding them to
+ * r (which smtp_reply_reset cleared before the first call of a reply).
+ * Lines end with LF, optionally after CR. Returns SMTP_PARSE_DONE when
+ * the last line of the reply was consumed, SMTP_PARSE_MORE when every
+ * complete line was consumed and the reply goes on, SMTP_PARSE_ERROR with
+ * a static message in *err_out for a malformed line, a code that changes
+ * between lines, more than SMTP_REPLY_MAX_LINES lines, or a line (also an
+ * unfinished one) longer than SMTP_REPLY_MAX_LINE. *used_out receives the
+ * bytes consumed; the caller keeps the rest for the next call.
+ */
+int smtp_reply_parse(struct smtp_reply *r, const char *buf, size_t len,
+    size_t *used_out, const char **err_out);
+
+/*
+ * Writes the RFC 3463 status code of r into out: the enhanced code at the
+ * start of the first line when its class matches the reply code, else
+ * "C.0.0" from the first digit of the reply code.
+ */
+void smtp_reply_dsn(const struct smtp_reply *r, char *out, size_t size);
+
+/* A next hop: "[host]:port", "[host]", "host:port" or "host". */
+struct smtp_nexthop {
+	char *host;
+	char port[8];
+	int bracketed;  /* 1: use the host's addresses, never its MX records */
+};
+
+/*
+ * Parses nexthop text. An empty text uses fallback_domain (the recipient
+ * domain) on port 25. Returns 0, or -1 with a message in *err_out (caller
+ * frees) for a malformed text, an empty host or a port outside 1..65535.
+ */
+int smtp_nexthop_parse(const char *text, const char *fallback_domain,
+    struct smtp_nexthop *out, char **err_out);
+void smtp_nexthop_free(struct smtp_nexthop *nh);
+
+/* Numeric addresses of a next hop, in the resolver's order. */
+struct smtp_addr_list {
+	char **addrs;
+	size_t count;
+};
+
+/*
+ * Looks up the A and AAAA records of nh->host (a literal address is used
+ * as is). Returns 0; -1 when the name does not exist (permanent), -2 for a
+ * temporary failure; both with a message in *err_out (caller frees).
+ */
+int smtp_nexthop_lookup(const struct smtp_nexthop *nh,
+    struct smtp_addr_list *out, char **err_out);
+void smtp_addr_list_free(struct smtp_addr_list *l);
+
+/* Timeouts in milliseconds, from the smtp_*_timeout parameters. */
+struct smtp_timeouts {
+	int connect;
+	int helo;
+	int mail;
+	int rcpt;
+	int data_init;
+	int data_xfer;
+	int data_done;
+	int quit;
+};
+
+/* Why the last I/O call on a connection failed. */
+enum smtp_io_error {
+	SMTP_IO_OK = 0,
+	SMTP_IO_TIMEOUT,  /* no reply or write progress in time */
+	SMTP_IO_LOST,     /* end of file or a socket error */
+	SMTP_IO_PROTO     /* a malformed reply */
+};
+
+/* Server capabilities from the EHLO reply. */
+#define SMTP_CAP_PIPELINING 0x01
+#define SMTP_CAP_SIZE 0x02
+#define SMTP_CAP_8BITMIME 0x04
+#define SMTP_CAP_ENHANCEDSTATUSCODES 0x08
+
+/* An open SMTP session with one server address. */
+struct smtp_conn {
+	int fd;
+	char *nexthop;        /* the request's nexthop text, the cache key */
+	char *host;           /* host name from the next hop */
+	char addr[64];        /* numeric address */
+	char port[8];
+	char peer[320];       /* "host[addr]" */
+	char relay[330];      /* "host[addr]:port" */
+	struct sbuf in;       /* received bytes not yet parsed */
+	unsigned caps;        /* SMTP_CAP_* */
+	unsigned long long size_limit;   /* SIZE value; 0 when none given */
+	enum smtp_io_error io_error;
+	char io_detail[128];  /* errno text or parse error of the failure */
+	long long idle_since_ms;         /* iox_now_ms() when cached */
+};
+
+/*
+ * Parses the lines of an EHLO reply (the first names the server) into
+ * SMTP_CAP_* bits and the SIZE value. Keywords match case-insensitively.
+ */
+unsigned smtp_ehlo_parse(const struct smtp_reply *r,
+    unsigned long long *size_out);
+
+/* Wraps a connected socket in a session with empty fields. */
+struct smtp_conn *smtp_conn_new(int fd);
+
+/*
+ * Reads one reply within timeout_ms. Returns 0, or -1 with c->io_error
+ * and c->io_detail set.
+ */
+int smtp_conn_read_reply(struct smtp_conn *c, struct smtp_reply *r,
+    int timeout_ms);
+/* Writes len bytes within timeout_ms. Returns 0, or -1 as above. */
+int smtp_conn_write(struct smtp_conn *c, const void *buf, size_t len,
+    int timeout_ms);
+/* Closes the socket and frees c; *c becomes NULL. */
+void smtp_conn_free(struct smtp_conn **c);
+
+/* One recipient of a request and its result. */
+struct smtp_rcpt {
+	size_t index;        /* position in the queue file */
+	char *addr;          /* internal form */
+	struct qrcpt *qr;    /* the queue file's record, or NULL when mismatched */
+	int skip;            /* not to deliver: request.c set its result */
+	int accepted;        /* RCPT got 2xx in the current transaction */
+	int done;            /* a result is set */
+	char status[8];      /* DELIVER_SENT, DELIVER_DEFER, DELIVER_BOUNCE */
+	char dsn[16];
+	char *text;
+};
+
+/* A delivery request with its open, share-locked queue file. */
+struct smtp_request {
+	char *qid;
+	char *queue_file;
+	char *sender;
+	char *nexthop;
+	struct smtp_rcpt *rcpts;
+	size_t nrcpt;
+	struct qenv *env;
+	int qfd;
+	char relay[330];     /* "host[addr]:port" of the session used, or "none" */
+};
+
+/*
+ * Sets the result of one recipient unless it already has one. status is
+ * DELIVER_*; text is copied with control characters replaced.
+ */
+void smtp_rcpt_result(struct smtp_rcpt *r, const char *status,
+    const char *dsn, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Sets the same result on every recipient that has none yet. */
+void smtp_request_fail_rest(struct smtp_request *req, const char *status,
+    const char *dsn, const char *text);
+
+/* The agent's settings and its cached connection. */
+struct smtp_agent {
+	struct smtp_timeouts timeouts;
+	char *helo_name;
+	char *bind_address;       /* NULL when smtp_bind_address is empty */
+	long cache_time_ms;
+	int ipc_timeout_ms;       /* for reading a request and replying */
+	struct smtp_conn *cached; /* idle connection kept for reuse, or NULL */
+};
+
+/*
+ * Reads one request from qmgr on fd, delivers it and replies. Returns 0,
+ * or -1 when the request could not be read or answered (logged).
+ */
+int smtp_request_serve(struct smtp_agent *agent, int fd);
+
+/*
+ * Delivers req over a new or cached connection and sets a result on
+ * every recipient. Leaves a connection worth reusing in agent->cached.
+ */
+void smtp_deliver(struct smtp_agent *agent, struct smtp_request *req);
+
+/*
+ * Opens a session with the next hop of req: looks up its addresses and
+ * tries each until one greets and completes EHLO or HELO. Returns the
+ * session, or NULL after setting a result on every recipient.
+ */
+struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
+    struct smtp_request *req);
+/* Sends RSET on a cached session. Returns 0 when the server replied 2xx. */
+int smtp_session_reset(struct smtp_agent *agent, struct smtp_conn *c);
+/* Sends QUIT (ignoring the outcome) and frees the session. */
+void smtp_session_quit(struct smtp_agent *agent, struct smtp_conn **c);
+
+/*
+ * Runs MAIL, RCPT and DATA for req on c. Returns 1 when the session is
+ * still in a clean state for another transaction, 0 when it must be
+ * closed without QUIT (an I/O failure, or a server left in DATA mode).
+ */
+int smtp_transaction(struct smtp_agent *agent, struct smtp_conn *c,
+    struct smtp_request *req);
+
+/*
+ * Sets the deferral caused by the I/O failure on c, during stage (a
+ * phrase such as "sending DATA"), on every recipient without a result.
+ */
+void smtp_fail_io(struct smtp_conn *c, struct smtp_request *req,
+    const char *stage);
+
+/* Encoder of a stored message (LF line ends) into DATA form. */
+struct smtp_body_encoder {
+	int at_line_start;   /* the next byte begins a line */
+};
+
+void smtp_body_init(struct smtp_body_encoder *e);
+/*
+ * Appends buf[0..len) to out with each LF as CRLF and a '.' added before
+ * a '.' that starts a line (RFC 5321 4.5.2). Input may be split anywhere.
+ * Returns 0, or -1 when out would exceed its cap.
+ */
+int smtp_body_encode(struct smtp_body_encoder *e, const char *buf,
+    size_t len, struct sbuf *out);
+/* Appends the end of data: CRLF when the last line was unfinished, then
+ * ".\r\n". Returns 0 or -1 as above. */
+int smtp_body_finish(struct smtp_body_encoder *e, struct sbuf *out);
+
+/*
+ * Streams the message of req (offset env->msg_offset, env->msg_size
+ * bytes) to c in DATA form, including the final ".". Returns 0, or -1 with
+ * c->io_error set. A queue file read error also defers every recipient
+ * without a result, with the reason, and is logged.
+ */
+int smtp_body_send(struct smtp_agent *agent, struct smtp_conn *c,
+    struct smtp_request *req);
+
+#endif
