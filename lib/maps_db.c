@@ -3,9 +3,9 @@
  * them from text sources.
  *
  * Keys are stored lowercased without a trailing NUL. Files built by other
- * tools (Postfix's postmap and newaliases) store "key\0" and "value\0",
- * so a lookup that misses also tries the key with its NUL, and a trailing
- * NUL of a value is dropped.
+ * tools store "key\0" and "value\0", as the newaliases of Debian's postfix
+ * package does, so a lookup that misses also tries the key with its NUL,
+ * and a trailing NUL of a value is dropped.
  */
 #include <ctype.h>
 #include <db.h>
@@ -41,6 +41,14 @@ static time_t map_db_now(void)
 	return ts.tv_sec;
 }
 
+/* Berkeley DB writes its own diagnostics to stderr unless given a
+ * callback. The caller reports the error code, so they go to debug. */
+static void map_db_errcall(const DB_ENV *env, const char *prefix,
+    const char *message)
+{
+	log_debug("Berkeley DB: %s", message);
+}
+
 /* Opens path read-only, returns the handle or NULL with *dberr set. */
 static DB *map_db_open_file(const char *path, DBTYPE dbtype, int *dberr)
 {
@@ -49,6 +57,7 @@ static DB *map_db_open_file(const char *path, DBTYPE dbtype, int *dberr)
 	*dberr = db_create(&db, NULL, 0);
 	if (*dberr != 0)
 		return NULL;
+	db->set_errcall(db, map_db_errcall);
 	*dberr = db->open(db, NULL, path, NULL, dbtype, DB_RDONLY, 0);
 	if (*dberr != 0) {
 		db->close(db, 0);
@@ -78,8 +87,8 @@ static int map_db_attach(struct map_db *st)
 	struct stat sb;
 	int dberr;
 
-	/* stat() first: a rebuild racing with us then only causes one more
-	 * reopen later, never a stale identity for a new file. */
+	/* stat() comes first, so a rebuild between the two calls leaves the
+	 * old identity and causes one more reopen, never a missed one. */
 	if (stat(st->db_path, &sb) < 0)
 		return errno;
 	DB *db = map_db_open_file(st->db_path, st->dbtype, &dberr);
@@ -138,7 +147,7 @@ static void map_db_refresh(struct map *m, struct map_db *st)
 	st->checked_at = now;
 	if (stat(st->db_path, &sb) < 0) {
 		if (log_ratelimit(st->db_path, 1, 60))
-			log_warn("table %s: cannot stat %s: %s; still using the "
+			log_warn("table %s: stat of %s failed: %s; still using the "
 			    "file opened before", m->spec, st->db_path,
 			    strerror(errno));
 		return;
@@ -344,6 +353,7 @@ static int map_db_write(const char *tmp_path, DBTYPE dbtype,
 		    db_strerror(dberr));
 		return -1;
 	}
+	db->set_errcall(db, map_db_errcall);
 	/* The file exists empty from mkstemp(); DB_TRUNCATE lets Berkeley DB
 	 * format it. */
 	dberr = db->open(db, NULL, tmp_path, NULL, dbtype,

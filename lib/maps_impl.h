@@ -49,10 +49,10 @@ int map_db_build(const char *path, int is_btree, char **err_out);
  * Reads the next logical line of a source file into *line_out (caller
  * frees): skips blank lines and '#' comments, joins continuation lines
  * (those that start with white space) with a single space, and trims the
- * ends. *lineno is advanced past what was read and *first_line_out is
- * the number of the logical line's first physical line. Returns 1 with
- * a line, 0 at the end of the file, -1 with a message on a read error or
- * a continuation line with nothing to continue.
+ * ends. *first_line_out receives the number of the logical line's first
+ * physical line. Returns 1 with a line, 0 at the end of the file, -1 with
+ * a message on a read error, a NUL byte, or a continuation line with
+ * nothing to continue.
  */
 struct map_source;
 struct map_source *map_source_open(const char *path, char **err_out);

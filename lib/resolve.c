@@ -3,10 +3,9 @@
  * parameters of main.cf.
  *
  * The tables are opened by resolve_init(). A table that cannot be opened
- * (a hash: file not built yet, say) does not stop the others: lookups
+ * (a hash: file not built yet, say) does not stop the others. Lookups
  * that need it fail as temporary errors, so mail is deferred rather than
- * misrouted, and opening it is retried at most every RESOLVE_RETRY_SECONDS
- * until it works.
+ * misrouted. Opening it is retried at most every RESOLVE_RETRY_SECONDS.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -76,8 +75,8 @@ static int resolve_tables_try(struct resolve_tables *t)
 	return -1;
 }
 
-/* Opens the tables in spec for param; on failure *err_out gets a copy of
- * the message unless it already holds one. */
+/* Opens the tables in spec for param. On failure *err_out receives a copy
+ * of the message unless it already has one. */
 static int resolve_tables_open(struct resolve_tables *t, const char *param,
     const char *spec, char **err_out)
 {

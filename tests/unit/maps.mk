@@ -1,1 +1,7 @@
 # Unit tests of the maps area.
+check_PROGRAMS += tests/unit/test_maps tests/unit/test_resolve
+TESTS += tests/unit/test_maps tests/unit/test_resolve
+tests_unit_test_maps_SOURCES = tests/unit/test_maps.c
+tests_unit_test_maps_LDADD = $(TEST_LDADD)
+tests_unit_test_resolve_SOURCES = tests/unit/test_resolve.c
+tests_unit_test_resolve_LDADD = $(TEST_LDADD)
