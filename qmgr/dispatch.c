@@ -416,9 +416,9 @@ static void job_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		reason = xasprintf("no reply from private/%s within %ld s",
 		    tr->name, qmgr.cfg.ipc_timeout);
-		job_defer_rest(job, reason);
-		job_end(job, 1);
 		transport_suspend(tr, reason);
+		job_defer_rest(job, tr->suspend_reason);
+		job_end(job, 1);
 	} else {
 		reason = xasprintf("delivery agent private/%s closed the "
 		    "connection without a reply%s%s", tr->name,
@@ -499,9 +499,9 @@ static int job_start(struct qmgr_job *job)
 		char *why = xasprintf("cannot connect to %s: %s", path,
 		    strerror(errno));
 
-		job_defer_rest(job, why);
-		job_end(job, 1);
 		transport_suspend(tr, why);
+		job_defer_rest(job, tr->suspend_reason);
+		job_end(job, 1);
 		free(why);
 		return 0;
 	}
