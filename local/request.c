@@ -94,7 +94,7 @@ static void local_deliver_items(struct local_msg *m, struct local_item *items,
 			log_error("%s: delivered to %s but cannot mark it "
 			    "delivered in the queue file: %s", m->qid, r->addr,
 			    strerror(errno));
-		log_info("%s: to=<%s>, relay=local, status=%s (%s %s)", m->qid,
+		log_debug("%s: to=<%s>, relay=local, status=%s (%s %s)", m->qid,
 		    r->addr, it->res.status, it->res.dsn, it->res.text);
 	}
 }
@@ -162,8 +162,8 @@ out:
 	return rc;
 }
 
-/* Collects the rcpt attributes. Returns the count; malformed ones are
- * logged and skipped, because no result line can name them. */
+/* Collects the rcpt attributes and returns their count. Malformed ones
+ * are logged and skipped, because no result line can name them. */
 static size_t local_collect_rcpts(const struct attrs *req,
     struct local_item **items_out)
 {

@@ -2,7 +2,7 @@
  * Mailbox owners: system users from the password database, virtual
  * mailboxes from virtual_mailbox_maps, and the switch of effective ids
  * around each delivery. local keeps its real uid 0 so that it can switch
- * back after every delivery; the mailbox is written with the owner's
+ * back after every delivery. The mailbox is written with the owner's
  * effective uid, gid and group list.
  */
 #include <errno.h>
