@@ -104,6 +104,17 @@ static int cidr_entry_parse(const char *text, struct cidr_entry *e,
 		    "after the /%d prefix", text, e->prefix);
 		return -1;
 	}
+
+	/* An entry inside ::ffff:0:0/96 is an IPv4 network in IPv6 notation. */
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff};
+	if (e->family == AF_INET6 && e->prefix >= 96 &&
+	    memcmp(e->addr, mapped, sizeof(mapped)) == 0) {
+		memmove(e->addr, e->addr + 12, 4);
+		memset(e->addr + 4, 0, 12);
+		e->family = AF_INET;
+		e->prefix -= 96;
+	}
 	return 0;
 
 bad:
@@ -147,18 +158,13 @@ void cidr_list_free(struct cidr_list **l)
 	*l = NULL;
 }
 
-/* Matches an address given in both forms: IPv4 (v4 may be NULL for a
- * pure IPv6 address) and IPv6 (an IPv4 one as ::ffff:a.b.c.d). */
-static int cidr_list_match_bytes(const struct cidr_list *l,
-    const unsigned char *v4, const unsigned char *v6)
+/* Matches raw address bytes against the entries of one family. */
+static int cidr_list_match_bytes(const struct cidr_list *l, int family,
+    const unsigned char *addr)
 {
 	for (size_t i = 0; i < l->count; i++) {
 		const struct cidr_entry *e = &l->entries[i];
-		if (e->family == AF_INET && v4 != NULL &&
-		    netaddr_prefix_eq(e->addr, v4, e->prefix))
-			return 1;
-		if (e->family == AF_INET6 &&
-		    netaddr_prefix_eq(e->addr, v6, e->prefix))
+		if (e->family == family && netaddr_prefix_eq(e->addr, addr, e->prefix))
 			return 1;
 	}
 	return 0;
@@ -166,24 +172,21 @@ static int cidr_list_match_bytes(const struct cidr_list *l,
 
 int cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa)
 {
-	unsigned char v6[16];
-
 	if (l == NULL || sa == NULL)
 		return 0;
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-		/* Build ::ffff:a.b.c.d for entries written in IPv6 form. */
-		memset(v6, 0, 10);
-		v6[10] = v6[11] = 0xff;
-		memcpy(v6 + 12, &sin->sin_addr, 4);
-		return cidr_list_match_bytes(l, v6 + 12, v6);
+		return cidr_list_match_bytes(l, AF_INET,
+		    (const unsigned char *)&sin->sin_addr);
 	}
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-		memcpy(v6, &sin6->sin6_addr, 16);
+		const unsigned char *bytes = sin6->sin6_addr.s6_addr;
+		/* A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d, and
+		 * only IPv4 entries apply to it. */
 		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-			return cidr_list_match_bytes(l, v6 + 12, v6);
-		return cidr_list_match_bytes(l, NULL, v6);
+			return cidr_list_match_bytes(l, AF_INET, bytes + 12);
+		return cidr_list_match_bytes(l, AF_INET6, bytes);
 	}
 	return 0;
 }
