@@ -89,7 +89,6 @@ int smtp_nexthop_lookup(const struct smtp_nexthop *nh,
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
 	rc = getaddrinfo(nh->host, nh->port, &hints, &res);
 	if (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_FAIL) {
 		*err_out = xasprintf("Host or domain name not found: %s (%s)",

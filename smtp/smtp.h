@@ -8,7 +8,7 @@
  * the next request to the same next hop.
  *
  * Parts: main.c (service loop and connection cache), request.c (request
- * and results), nexthop.c (next hop syntax and address lookup), session.c
+ * and reply), result.c (per-recipient results), nexthop.c (next hop syntax and address lookup), session.c
  * (connect, greeting, EHLO, RSET, QUIT), transaction.c (MAIL, RCPT, DATA),
  * body.c (message encoding for DATA), reply.c (server replies).
  */

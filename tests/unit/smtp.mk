@@ -1,1 +1,18 @@
-# Unit tests of the smtp delivery agent.
+# Unit tests of the smtp delivery agent: replies, next hops, DATA encoding.
+check_PROGRAMS += tests/unit/test_smtp_reply tests/unit/test_smtp_nexthop \
+	tests/unit/test_smtp_body
+TESTS += tests/unit/test_smtp_reply tests/unit/test_smtp_nexthop \
+	tests/unit/test_smtp_body
+tests_unit_test_smtp_reply_SOURCES = tests/unit/test_smtp_reply.c \
+	smtp/reply.c smtp/session.c smtp/nexthop.c smtp/result.c \
+	smtp/smtp.h
+tests_unit_test_smtp_reply_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/smtp
+tests_unit_test_smtp_reply_LDADD = $(TEST_LDADD)
+tests_unit_test_smtp_nexthop_SOURCES = tests/unit/test_smtp_nexthop.c \
+	smtp/nexthop.c smtp/smtp.h
+tests_unit_test_smtp_nexthop_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/smtp
+tests_unit_test_smtp_nexthop_LDADD = $(TEST_LDADD)
+tests_unit_test_smtp_body_SOURCES = tests/unit/test_smtp_body.c \
+	smtp/body.c smtp/reply.c smtp/result.c smtp/smtp.h
+tests_unit_test_smtp_body_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/smtp
+tests_unit_test_smtp_body_LDADD = $(TEST_LDADD)
