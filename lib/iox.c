@@ -277,7 +277,8 @@ int iox_inet_listen(const char *hostport, int backlog, char **err_out)
 
 	if (err_out != NULL)
 		*err_out = NULL;
-	if (strchr(hostport, ':') == NULL && hostport[0] != '[')
+	if (hostport[0] != '\0' && strchr(hostport, ':') == NULL &&
+	    hostport[0] != '[')
 		return iox_listen_any(hostport, backlog, err_out);
 	if (hostport_split(hostport, &host, &port, &bracketed) < 0 ||
 	    port == NULL) {

@@ -18,3 +18,8 @@ check_PROGRAMS += tests/unit/test_netaddr
 TESTS += tests/unit/test_netaddr
 tests_unit_test_netaddr_SOURCES = tests/unit/test_netaddr.c
 tests_unit_test_netaddr_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_iox
+TESTS += tests/unit/test_iox
+tests_unit_test_iox_SOURCES = tests/unit/test_iox.c
+tests_unit_test_iox_LDADD = $(TEST_LDADD)
