@@ -194,6 +194,13 @@ int local_virtual_mailbox(const char *addr, struct local_mailbox *mb,
 	rc = local_virtual_lookup("virtual_mailbox_maps", addr, &rel, res);
 	if (rc <= 0)
 		return rc;
+	if (base[0] != '/') {
+		local_result_set(res, DELIVER_DEFER, "4.3.0",
+		    "virtual_mailbox_base \"%s\" is not an absolute path; set it "
+		    "to the directory of the virtual mailboxes", base);
+		free(rel);
+		return -1;
+	}
 	str_trim(rel);
 	if (rel[0] == '\0' || path_escapes(rel)) {
 		local_result_set(res, DELIVER_DEFER, "4.3.0",
