@@ -16,7 +16,7 @@
 #include "config.h"
 #include "log.h"
 
-/* Longest line emitted, including the prefix; longer text is cut. */
+/* Maximum length of a log line with its prefix. Longer text is cut. */
 #define LOG_LINE_MAX 2048
 
 enum log_level {
@@ -240,7 +240,8 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
 		break;
 	}
 
-	/* An operator starting a program by hand sees why it stopped. */
+	/* Fatal messages also go to a terminal on standard error, so that a
+	 * program started by hand shows why it stopped. */
 	if (level >= LOG_LEVEL_FATAL && log_target_current != LOG_TARGET_STDERR &&
 	    isatty(STDERR_FILENO))
 		log_emit_stderr(level, text);
