@@ -208,9 +208,9 @@ static void job_defer_rest(struct qmgr_job *job, const char *reason)
 }
 
 /*
- * Ends a job: releases its slot (when it had one), frees it and tells the
- * message. The message may be freed here, so callers must not touch it
- * afterwards.
+ * Ends a job: releases its slot (when it had one), frees it and calls
+ * qmgr_msg_job_done(). The message may be freed there, so callers must
+ * not touch it afterwards.
  */
 static void job_end(struct qmgr_job *job, int had_slot)
 {

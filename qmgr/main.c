@@ -31,7 +31,7 @@
 #define MAIN_INCOMING_SCAN_SECONDS 5
 /* Seconds a wake-up client may take to send its line. */
 #define MAIN_WAKEUP_TIMEOUT 10
-/* Longest wake-up line accepted, in bytes. */
+/* Maximum length of a wake-up line, in bytes. */
 #define MAIN_WAKEUP_MAX_LINE 128
 /* Seconds a drain waits for replies to requests already handed out. */
 #define MAIN_DRAIN_SECONDS 20
@@ -182,9 +182,9 @@ static void main_start_work(void)
 }
 
 /*
- * A qmgr that is draining after a reload may still own messages; the new
- * one waits for its exclusive flock() on active/ so that two never hand
- * out the same recipient.
+ * A qmgr that is draining after a reload may still own messages. The new
+ * one waits for its exclusive flock() on active/, so that two processes
+ * never hand out the same recipient.
  */
 static void main_lock_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -259,6 +259,31 @@ class QmgrQueueFileTest(unittest.TestCase):
             held.close()
         self.inst.wait_for_messages("bob", 1, timeout=10)
 
+    def test_kill_qmgr_during_delivery(self):
+        # kill -9 of qmgr twice while local delivers a backlog: every
+        # message arrives exactly once.
+        self.start(local_destination_concurrency_limit="4",
+                   minimal_backoff_time="2s", maximal_backoff_time="4s")
+        total = 300
+        for i in range(total):
+            msg = b"Subject: kill %d\nMessage-ID: <kill-%d@test>\n\nbody\n" % (i, i)
+            inject(self.inst, "carol@elsewhere.test", ["alice@example.test"], msg)
+        wake(self.inst, "W")
+        for mark in (total // 5, total // 2):
+            self.inst.wait_for_messages("alice", mark, timeout=30)
+            pids = self.inst.wait_for_service("qmgr")
+            for pid in pids:
+                os.kill(pid, 9)
+            wait_until(lambda: self.inst.service_pids().get("qmgr", []) not in ([], pids),
+                       15, "a new qmgr", self.inst.log_text)
+        self.inst.wait_for_messages("alice", total, timeout=60)
+        time.sleep(1)
+        ids = [re.search(rb"^Message-ID: <([^>]*)>", m, re.M).group(1)
+               for m in self.inst.messages("alice")]
+        self.assertEqual(len(ids), total)
+        self.assertEqual(len(set(ids)), total)
+        self.assertIn("from an earlier run", self.inst.log_text())
+
     def test_flush_retries_deferred(self):
         self.start()
         qid = inject(self.inst, "alice@example.test", ["bob@example.test"],
