@@ -327,6 +327,9 @@ fail:
  * attaches them to the first byte of a record; fds[] keeps such
  * descriptors with the stream offset of that byte until their record is
  * complete.
+ * NOTE: a sender that puts bytes of a later record into the same
+ * sendmsg() as the descriptor makes it arrive with that later record;
+ * attr_stream_send() sends the descriptor with one byte only.
  */
 #define ATTR_STREAM_BUF 16384
 #define ATTR_STREAM_MAX_FDS 8
