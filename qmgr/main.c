@@ -194,6 +194,8 @@ static void main_lock_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	if (qmgr.draining)
+		return;
 	if (flock(active_dir_fd, LOCK_EX | LOCK_NB) == 0) {
 		if (logged)
 			log_info("the previous qmgr has exited; starting");
@@ -306,12 +308,18 @@ int main(int argc, char **argv)
 	evsignal_add(term_ev, NULL);
 	evsignal_add(usr1_ev, NULL);
 	lock_ev = evtimer_new(qmgr.base, main_lock_cb, NULL);
+	/* A signal that came before the events above set only the flags of
+	 * service_init's handlers. */
+	if (service_stop_requested)
+		return 0;
 
 	log_info("started: queue_run_delay=%lds, minimal_backoff_time=%lds, "
 	    "maximal_backoff_time=%lds", qmgr.cfg.queue_run_delay,
 	    qmgr.cfg.min_backoff, qmgr.cfg.max_backoff);
 	service_report(&svc, SERVICE_STATE_IDLE);
 	main_lock_cb(-1, 0, NULL);
+	if (service_drain_requested)
+		main_drain_cb(SIGUSR1, 0, NULL);
 
 	event_base_dispatch(qmgr.base);
 	log_info("exiting");

@@ -185,6 +185,91 @@ class QmgrQueueFileTest(unittest.TestCase):
         self.assertIn("delivery temporarily suspended: cannot connect to private/nosuch",
                       reason)
 
+    def fake_agent(self, name, reply):
+        """Listen on private/NAME in place of a delivery agent; reply(request
+        bytes) returns the bytes to send back, or None to stay silent."""
+        path = os.path.join(self.inst.queue_dir, "private", name)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        os.chmod(path, 0o666)
+        server.listen(8)
+        self.addCleanup(server.close)
+        requests, held = [], []
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                data = b""
+                while not data.endswith(b"\n\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                requests.append(data)
+                answer = reply(data)
+                if answer is None:
+                    held.append(conn)
+                    continue
+                conn.sendall(answer)
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        self.addCleanup(lambda: [c.close() for c in held])
+        return requests
+
+    def test_agent_request_and_reply(self):
+        self.start(transport_maps="inline:{ far.test=fake:[192.0.2.1]:25 }")
+        requests = self.fake_agent("fake", lambda req: b"result=0 sent 2.0.0 fake ok\n"
+                                   b"result=1 defer 4.2.1 fake busy\n\n")
+        qid = inject(self.inst, "alice@example.test", ["x@far.test", "y@far.test"], MESSAGE)
+        wake(self.inst, "W " + qid)
+        deferred = os.path.join(self.inst.queue_dir, "deferred", qid)
+        wait_until(lambda: os.path.exists(deferred), 10, "the file in deferred/",
+                   self.inst.log_text)
+        self.assertEqual(len(requests), 1)
+        lines = requests[0].decode().splitlines()
+        self.assertIn("queue_id=" + qid, lines)
+        self.assertIn("queue_file=active/" + qid, lines)
+        self.assertIn("sender=alice@example.test", lines)
+        self.assertIn("transport=fake", lines)
+        self.assertIn("nexthop=[192.0.2.1]:25", lines)
+        self.assertIn("rcpt=0 x@far.test", lines)
+        self.assertIn("rcpt=1 y@far.test", lines)
+        recipients = queue_entries(self.inst)[0]["recipients"]
+        # The fake agent does not mark x delivered in the file, so the
+        # listing shows x pending without a reason and y with its reason.
+        self.assertIsNone(recipients[0]["delay_reason"])
+        self.assertEqual(recipients[1]["delay_reason"], "fake busy")
+        self.assertRegex(self.inst.log_text(),
+                         qid + r": to=<x@far.test>, relay=fake:\[192.0.2.1\]:25, "
+                         r"delay=[0-9.]+, dsn=2.0.0, status=sent \(fake ok\)")
+
+    def test_agent_silence_times_out(self):
+        self.start(transport_maps="inline:{ far.test=fake: }", ipc_timeout="1s")
+        self.fake_agent("fake", lambda req: None)
+        qid = inject(self.inst, "alice@example.test", ["x@far.test"], MESSAGE)
+        wake(self.inst, "W " + qid)
+        deferred = os.path.join(self.inst.queue_dir, "deferred", qid)
+        wait_until(lambda: os.path.exists(deferred), 10, "the file in deferred/",
+                   self.inst.log_text)
+        reason = queue_entries(self.inst)[0]["recipients"][0]["delay_reason"]
+        self.assertEqual(reason, "delivery temporarily suspended: "
+                         "no reply from private/fake within 1 s")
+
+    def test_agent_malformed_reply_defers(self):
+        self.start(transport_maps="inline:{ far.test=fake: }")
+        self.fake_agent("fake", lambda req: b"Not An Attribute\n\n")
+        qid = inject(self.inst, "alice@example.test", ["x@far.test"], MESSAGE)
+        wake(self.inst, "W " + qid)
+        deferred = os.path.join(self.inst.queue_dir, "deferred", qid)
+        wait_until(lambda: os.path.exists(deferred), 10, "the file in deferred/",
+                   self.inst.log_text)
+        reason = queue_entries(self.inst)[0]["recipients"][0]["delay_reason"]
+        self.assertIn("malformed reply from private/fake", reason)
+
     def test_expired_message_bounced(self):
         self.start(transport_maps="inline:{ far.test=nosuch: }",
                    maximal_queue_lifetime="60s")
