@@ -69,6 +69,33 @@ const struct config_param config_params[] = {
 	{"disable_vrfy_command", "no"},
 	{"smtpd_sasl_auth_enable", "no"},
 
+	/* TLS: tlsproxy holds the keys; smtpd and smtp use it. Protocols take
+	 * Postfix syntax (">=TLSv1.2", "TLSv1.2 TLSv1.3", "!TLSv1.1"); ciphers
+	 * take a grade (medium, high); tls_priority, when set, is a complete
+	 * GnuTLS priority string that replaces both. */
+	{"smtpd_tls_security_level", "none"},
+	{"smtpd_tls_wrappermode", "no"},
+	{"smtpd_tls_chain_files", ""},
+	{"smtpd_tls_cert_file", ""},
+	{"smtpd_tls_key_file", "$smtpd_tls_cert_file"},
+	{"smtpd_tls_eccert_file", ""},
+	{"smtpd_tls_eckey_file", "$smtpd_tls_eccert_file"},
+	{"smtpd_tls_CAfile", ""},
+	{"smtpd_tls_protocols", ">=TLSv1.2"},
+	{"smtpd_tls_ciphers", "medium"},
+	{"smtpd_tls_ask_ccert", "no"},
+	{"smtpd_tls_received_header", "yes"},
+	{"smtpd_tls_session_cache_timeout", "3600s"},
+	{"tls_server_sni_maps", ""},
+	{"tls_priority", ""},
+	{"smtp_tls_security_level", "none"},
+	{"smtp_tls_CAfile", ""},
+	{"smtp_tls_policy_maps", ""},
+	{"smtp_tls_protocols", ">=TLSv1.2"},
+	{"smtp_tls_ciphers", "medium"},
+	{"tlsproxy_timeout", "60s"},
+	{"tls_expiry_warning_days", "14"},
+
 	/* qmgr. */
 	{"queue_run_delay", "300s"},
 	{"minimal_backoff_time", "300s"},
