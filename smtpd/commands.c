@@ -22,7 +22,7 @@
 #include "smtpd.h"
 #include "wakeup.h"
 
-/* What a command handler reports for the session's counters. */
+/* Outcome of a command handler, for the session's counters. */
 enum cmd_result {
 	CMD_OK,      /* success: counted as such */
 	CMD_FAILED,  /* error reply sent: counts toward the error limit */
@@ -135,14 +135,22 @@ static enum cmd_result cmd_mail(struct smtpd_session *sess, const char *args)
 	return CMD_OK;
 }
 
+/* Copies the envelope sender, made safe for a log line, into out. */
+static void sender_for_log(const struct smtpd_session *sess, char *out,
+    size_t size)
+{
+	const char *s = sess->env ? sess->env->sender : "";
+
+	str_sanitize(out, size, s, strlen(s));
+}
+
 /* Logs a rejected recipient in the usual NOQUEUE form. */
 static void log_rcpt_reject(struct smtpd_session *sess, const char *reply,
     const char *rcpt)
 {
 	char from[ADDR_MAX_PATH + 1], to[ADDR_MAX_PATH + 1];
 
-	str_sanitize(from, sizeof(from), sess->env->sender,
-	    strlen(sess->env->sender));
+	sender_for_log(sess, from, sizeof(from));
 	str_sanitize(to, sizeof(to), rcpt, strlen(rcpt));
 	log_info("NOQUEUE: reject: RCPT from %s[%s]: %s; from=<%s> to=<%s> "
 	    "proto=%s helo=<%s>", sess->name, sess->addr, reply, from, to,
@@ -358,8 +366,11 @@ static void commit_done(struct smtpd_commit_job *job, void *arg)
 		log_error("%s: cannot commit the queue file: %s failed: %m",
 		    job->qid, job->failed_step);
 	} else if (sess) {
+		char from[ADDR_MAX_PATH + 1];
+
+		sender_for_log(sess, from, sizeof(from));
 		log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue incoming)",
-		    job->qid, sess->env->sender, job->size, sess->env->nrcpt);
+		    job->qid, from, job->size, sess->env->nrcpt);
 	} else {
 		log_info("%s: queued, but the client left before the reply",
 		    job->qid);
@@ -419,10 +430,12 @@ void smtpd_data_finished(struct smtpd_session *sess)
 
 	if (d->flags) {
 		const char *reply = data_problem_reply(d->flags);
+		char from[ADDR_MAX_PATH + 1];
 
+		sender_for_log(sess, from, sizeof(from));
 		log_info("%s: reject: DATA from %s[%s]: %s; from=<%s> proto=%s "
 		    "helo=<%s>", qwriter_qid(sess->writer), sess->name,
-		    sess->addr, reply, sess->env->sender,
+		    sess->addr, reply, from,
 		    sess->esmtp ? "ESMTP" : "SMTP", sess->helo);
 		smtpd_session_reset(sess);
 		sess->state = SMTPD_STATE_COMMAND;

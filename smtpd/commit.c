@@ -1,6 +1,8 @@
 /*
- * The commit worker: one thread that makes queue files durable so that
- * the event loop never waits for the disk.
+ * The commit worker: one thread that makes queue files durable, so the
+ * event loop never waits for an fsync. Writing the message into the
+ * queue file stays on the loop thread, because those writes only fill
+ * the page cache.
  *
  * The worker takes every job handed over since its last round as one
  * batch: for each file it fsyncs and renames it into incoming/, then
@@ -99,7 +101,7 @@ static void *commit_worker(void *unused)
 		commit_done = batch;
 		pthread_mutex_unlock(&commit_lock);
 
-		/* A full pipe already holds a wake-up, so EAGAIN is fine. */
+		/* A full pipe already contains a wake-up, so EAGAIN is fine. */
 		while (write(commit_pipe[1], "c", 1) < 0 && errno == EINTR)
 			;
 	}

@@ -23,7 +23,7 @@ enum data_state {
 	DATA_DONE       /* after <CRLF>.<CRLF> */
 };
 
-/* How the current line reads while in the header section. */
+/* Kind of the current line while in the header section. */
 enum line_kind {
 	LINE_NAME,      /* reading what may be a field name */
 	LINE_HEADER     /* a header field or a continuation line */

@@ -3,8 +3,8 @@
  *
  * The hosts file (read once at start, before any chroot) is tried
  * first. Otherwise evdns looks up the PTR record, and the name is kept
- * only when a forward lookup of it gives the client's address back;
- * every other outcome, including a timeout, gives "unknown". Loopback
+ * only when a forward lookup of it returns the client's address. Every
+ * other outcome, including a timeout, gives "unknown". Loopback
  * clients missing from the hosts file are "unknown" without a query,
  * because a PTR query for them would only go to the resolver for
  * nothing on every local connection.
@@ -39,7 +39,7 @@ struct smtpd_lookup {
 	struct evdns_getaddrinfo_request *forward;
 	struct event *timer;
 	char addr[INET6_ADDRSTRLEN];
-	char *name;                   /* PTR answer being confirmed */
+	char *name;                   /* PTR result being confirmed */
 };
 
 struct hosts_entry {

@@ -255,8 +255,8 @@ static void session_line_too_long(struct smtpd_session *sess)
 /*
  * Handles the next complete command line in the input. Returns 1 when a
  * line was handled, 0 when no complete line is buffered. A line over
- * line_length_limit is dropped as it arrives and answered with 500 once
- * its line end is seen.
+ * line_length_limit is dropped as it arrives, and the 500 reply is sent
+ * once its line end is seen.
  */
 static int session_read_line(struct smtpd_session *sess, struct evbuffer *in)
 {

@@ -217,7 +217,7 @@ struct smtpd_commit_job {
 /* Starts the worker thread. Returns 0, or -1 with errno. */
 int smtpd_commit_init(struct event_base *base);
 
-/* Hands a job to the worker. Never blocks on disk. */
+/* Hands a job to the worker; takes only a mutex, no disk I/O. */
 void smtpd_commit_submit(struct smtpd_commit_job *job);
 
 /* Number of jobs handed over and not yet completed. */
@@ -340,9 +340,9 @@ void smtpd_command(struct smtpd_session *sess, char *line);
 void smtpd_data_finished(struct smtpd_session *sess);
 
 /*
- * AUTH hook: handles "AUTH mechanism [initial-response]". While
- * smtpd_sasl_auth_enable has no implementation behind it, replies 503.
- * TODO: hand the exchange to authd over private/authd once it exists.
+ * Handles "AUTH mechanism [initial-response]". AUTH is not offered yet,
+ * so every AUTH gets 503. TODO: run the exchange with authd over
+ * private/authd and record the user for permit_sasl_authenticated.
  */
 void smtpd_auth_command(struct smtpd_session *sess, const char *args);
 

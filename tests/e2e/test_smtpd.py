@@ -441,8 +441,8 @@ class SmtpdConcurrencyTest(unittest.TestCase):
         self.assertGreaterEqual(time.monotonic() - opened, self.TIMEOUT - 0.5)
 
 
-class SmtpdSignalTest(unittest.TestCase):
-    """smtpd run by hand with -L: SIGTERM and SIGUSR1."""
+class SmtpdByHandTest(unittest.TestCase):
+    """smtpd run by hand with -L: client names, SIGTERM and SIGUSR1."""
 
     def setUp(self):
         self.inst = Instance()
@@ -451,7 +451,7 @@ class SmtpdSignalTest(unittest.TestCase):
         log = open(os.path.join(self.inst.dir, "smtpd.out"), "wb")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD_DIR, "smtpd", "smtpd"), "-c", self.inst.config_dir,
-             "-L", "127.0.0.1:%d" % self.port],
+             "-L", "127.0.0.1:%d" % self.port, "-o", "smtpd_peername_lookup=yes"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.addCleanup(self.stop_smtpd)
@@ -475,6 +475,27 @@ class SmtpdSignalTest(unittest.TestCase):
         self.addCleanup(conn.close)
         self.assertTrue(conn.read_reply()[0].startswith("220 "))
         return conn
+
+    def wait_for_log(self, text):
+        deadline = time.monotonic() + 10
+        while text not in self.inst.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(text, self.inst.log_text())
+
+    def test_client_name_from_hosts_file(self):
+        conn = self.open_session()
+        port = conn.sock.getsockname()[1]
+        self.wait_for_log("connect from localhost[127.0.0.1]:%d" % port)
+
+    def test_loopback_without_name_is_unknown(self):
+        conn = SmtpConnection(self.port, source="127.0.0.2")
+        self.addCleanup(conn.close)
+        started = time.monotonic()
+        self.assertTrue(conn.read_reply()[0].startswith("220 "))
+        # No DNS query is made for a loopback address, so no wait.
+        self.assertLess(time.monotonic() - started, 1)
+        port = conn.sock.getsockname()[1]
+        self.wait_for_log("connect from unknown[127.0.0.2]:%d" % port)
 
     def test_sigterm_sends_421(self):
         conn = self.open_session()
