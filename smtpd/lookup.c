@@ -28,7 +28,7 @@
 #include "sbuf.h"
 #include "smtpd.h"
 
-#define LOOKUP_TIMEOUT_SEC 5
+#define LOOKUP_TIMEOUT_SEC 3  /* the banner waits at most this long */
 #define HOSTS_FILE "/etc/hosts"
 
 struct smtpd_lookup {

@@ -33,7 +33,7 @@
 
 #define STOP_GRACE_SEC 5
 #define ACCEPT_PAUSE_SEC 1
-#define DNS_TIMEOUT "2"       /* seconds per DNS attempt */
+#define DNS_TIMEOUT "1"       /* seconds per DNS attempt */
 #define DNS_ATTEMPTS "2"
 
 struct smtpd_settings smtpd_settings;
