@@ -71,7 +71,7 @@ int smtp_body_send(struct smtp_agent *agent, struct smtp_conn *c,
 		if (n <= 0) {
 			char text[300];
 
-			snprintf(text, sizeof(text), "cannot read %s: %s",
+			snprintf(text, sizeof(text), "failed to read %s: %s",
 			    req->queue_file, n < 0 ? strerror(errno)
 			    : "file shorter than its size record");
 			log_error("%s: %s", req->qid, text);

@@ -83,9 +83,17 @@ static struct smtp_conn *main_take_cached(struct smtp_agent *agent,
 
 void smtp_deliver(struct smtp_agent *agent, struct smtp_request *req)
 {
-	struct smtp_conn *c = main_take_cached(agent, req);
+	struct smtp_conn *c;
+	size_t pending = 0;
 	int clean;
 
+	/* Recipients that request.c already settled need no session. */
+	for (size_t i = 0; i < req->nrcpt; i++)
+		pending += !req->rcpts[i].skip;
+	if (pending == 0)
+		return;
+
+	c = main_take_cached(agent, req);
 	if (c == NULL)
 		c = smtp_session_open(agent, req);
 	if (c == NULL)

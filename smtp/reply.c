@@ -229,7 +229,7 @@ int smtp_conn_read_reply(struct smtp_conn *c, struct smtp_reply *r,
 			return -1;
 		}
 		/* The parser rejects an unfinished line at the line limit, so
-		 * the buffer never holds more than one line plus one read. */
+		 * the buffer never contains more than one line plus one read. */
 		if (sbuf_append(&c->in, buf, (size_t)n) < 0) {
 			conn_set_error(c, SMTP_IO_PROTO, "reply line too long");
 			return -1;

@@ -155,7 +155,7 @@ static int request_open_queue_file(struct smtp_request *req, int qmgr_fd)
 	if (rc != 0) {
 		char text[400];
 
-		snprintf(text, sizeof(text), "cannot open queue file %s: %s",
+		snprintf(text, sizeof(text), "failed to open queue file %s: %s",
 		    req->queue_file, rc == -1 ? strerror(errno) : err);
 		log_error("%s: %s", req->qid, text);
 		smtp_request_fail_rest(req, DELIVER_DEFER, "4.3.0", text);
@@ -163,10 +163,10 @@ static int request_open_queue_file(struct smtp_request *req, int qmgr_fd)
 		return -1;
 	}
 	if (flock(req->qfd, LOCK_SH) < 0) {
-		log_error("%s: cannot lock %s: %s", req->qid, req->queue_file,
+		log_error("%s: failed to lock %s: %s", req->qid, req->queue_file,
 		    strerror(errno));
 		smtp_request_fail_rest(req, DELIVER_DEFER, "4.3.0",
-		    "cannot lock the queue file");
+		    "failed to lock the queue file");
 		return -1;
 	}
 	if (request_peer_gone(qmgr_fd)) {
@@ -199,7 +199,7 @@ static void request_record(struct smtp_request *req)
 		if (!r->skip && strcmp(r->status, DELIVER_SENT) == 0
 		    && qfile_set_status(req->qfd, r->qr,
 		    QSTATUS_DELIVERED) < 0)
-			log_error("%s: cannot mark recipient %zu delivered "
+			log_error("%s: failed to mark recipient %zu delivered "
 			    "in %s: %s", req->qid, r->index, req->queue_file,
 			    strerror(errno));
 		str_sanitize(addr, sizeof(addr), r->addr, strlen(r->addr));
@@ -223,7 +223,7 @@ static int request_reply(struct attr_stream *s, struct smtp_request *req,
 	}
 	rc = attr_stream_send(s, a, -1, timeout_ms);
 	if (rc < 0)
-		log_warn("%s: cannot send the result to qmgr: %s", req->qid,
+		log_warn("%s: failed to send the result to qmgr: %s", req->qid,
 		    strerror(errno));
 	attrs_free(&a);
 	return rc;
@@ -244,7 +244,7 @@ int smtp_request_serve(struct smtp_agent *agent, int fd)
 	int got = attr_stream_recv(s, &a, NULL, agent->ipc_timeout_ms);
 	if (got <= 0) {
 		if (got < 0)
-			log_warn("cannot read a request from qmgr: %s",
+			log_warn("failed to read a request from qmgr: %s",
 			    strerror(errno));
 		goto done;
 	}

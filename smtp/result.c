@@ -8,7 +8,7 @@
 
 #include "smtp.h"
 
-/* Longest result text sent to qmgr, in bytes. */
+/* Maximum result text sent to qmgr, in bytes. */
 #define RESULT_TEXT_MAX 1200
 
 void smtp_rcpt_result(struct smtp_rcpt *r, const char *status,

@@ -150,7 +150,7 @@ static enum session_outcome session_helo(struct smtp_agent *agent,
 	return r->code >= 500 ? SESSION_FINAL : SESSION_RETRY;
 }
 
-/* Reads the greeting and says hello. */
+/* Reads the greeting, then sends EHLO or HELO. */
 static enum session_outcome session_greet(struct smtp_agent *agent,
     struct smtp_conn *c, struct smtp_request *req)
 {
@@ -162,8 +162,8 @@ static enum session_outcome session_greet(struct smtp_agent *agent,
 		smtp_fail_io(c, req, "receiving the initial server greeting");
 		outcome = SESSION_RETRY;
 	} else if (r.code / 100 != 2) {
-		log_warn("%s: host %s refused to talk to me: %s", req->qid,
-		    c->peer, sbuf_cstr(&r.text));
+		log_warn("%s: host %s rejected the session in its greeting: "
+		    "%s", req->qid, c->peer, sbuf_cstr(&r.text));
 		session_fail_reply(c, req, &r, "in reply to the greeting");
 		outcome = r.code >= 500 ? SESSION_FINAL : SESSION_RETRY;
 	} else {

@@ -48,12 +48,13 @@ void smtp_reply_free(struct smtp_reply *r);
  * Parses complete reply lines at the start of buf[0..len), adding them to
  * r (which smtp_reply_reset cleared before the first call of a reply).
  * Lines end with LF, optionally after CR. Returns SMTP_PARSE_DONE when
- * the last line of the reply was consumed, SMTP_PARSE_MORE when every
- * complete line was consumed and the reply goes on, SMTP_PARSE_ERROR with
- * a static message in *err_out for a malformed line, a code that changes
- * between lines, more than SMTP_REPLY_MAX_LINES lines, or a line (also an
- * unfinished one) longer than SMTP_REPLY_MAX_LINE. *used_out receives the
- * bytes consumed; the caller keeps the rest for the next call.
+ * the last line of the reply was consumed, and SMTP_PARSE_MORE when every
+ * complete line was consumed and the reply goes on. Returns
+ * SMTP_PARSE_ERROR, with a static message in *err_out, for a malformed
+ * line, a code that changes between lines, more than
+ * SMTP_REPLY_MAX_LINES lines, or a line (also an unfinished one) longer
+ * than SMTP_REPLY_MAX_LINE. *used_out receives the bytes consumed, and
+ * the caller keeps the rest for the next call.
  */
 int smtp_reply_parse(struct smtp_reply *r, const char *buf, size_t len,
     size_t *used_out, const char **err_out);
@@ -108,7 +109,7 @@ struct smtp_timeouts {
 	int quit;
 };
 
-/* Why the last I/O call on a connection failed. */
+/* Cause of the last I/O failure on a connection. */
 enum smtp_io_error {
 	SMTP_IO_OK = 0,
 	SMTP_IO_TIMEOUT,  /* no reply or write progress in time */
@@ -210,7 +211,7 @@ struct smtp_agent {
 
 /*
  * Reads one request from qmgr on fd, delivers it and replies. Returns 0,
- * or -1 when the request could not be read or answered (logged).
+ * or -1 when the request could not be read or the reply not sent (logged).
  */
 int smtp_request_serve(struct smtp_agent *agent, int fd);
 

@@ -22,6 +22,9 @@ static void trans_mail_command(const struct smtp_conn *c,
 	sbuf_printf(out, "MAIL FROM:<%s>", sender);
 	if (c->caps & SMTP_CAP_SIZE)
 		sbuf_printf(out, " SIZE=%lld", (long long)req->env->msg_size);
+	/* NOTE: BODY=8BITMIME is declared whenever the server offers it,
+	 * and an 8-bit message goes unchanged to a server that does not
+	 * (no conversion to 7 bits, RFC 6152 section 3). */
 	if (c->caps & SMTP_CAP_8BITMIME)
 		sbuf_puts(out, " BODY=8BITMIME");
 	sbuf_puts(out, "\r\n");

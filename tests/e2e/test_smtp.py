@@ -1,9 +1,9 @@
 """End-to-end tests of the smtp delivery agent.
 
-AgentTest runs the agent alone, the way master starts it (listening
-socket at descriptor 3, status pipe at 4), hands it requests in the
-lib/deliver.h format for queue files written in the lib/qfile.h format,
-and checks what the test servers receive, the per-recipient results and
+AgentTest runs the agent alone, the way master starts it: listening
+socket at descriptor 3, status pipe at 4. The tests write queue files in
+the lib/qfile.h format and send requests in the lib/deliver.h format.
+They check what the test servers receive, the per-recipient results and
 the status bytes in the queue file. RelayTest sends mail through a whole
 instance (smtpd, qmgr, smtp) to SmtpSink.
 """
@@ -79,8 +79,8 @@ def wire_form(message):
 
 class ScriptServer:
     """A one-connection-at-a-time TCP server on 127.0.0.1 that sends
-    greeting, then answers each command line with replies[VERB] (the
-    verb's first word, uppercase), and records the lines it received."""
+    greeting, then replies to each command line with replies[VERB] (the
+    line's first word, uppercase), and records the lines it received."""
 
     def __init__(self, greeting, replies):
         self.greeting = greeting
@@ -171,11 +171,17 @@ class Agent:
             tmp_status = os.dup(status_fd)
             os.dup2(tmp_listen, 3)
             os.dup2(tmp_status, 4)
+            # os.dup() gives close-on-exec descriptors, and dup2() onto
+            # the same number leaves that flag set.
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
 
-        self.proc = subprocess.Popen(
-            [SMTP_AGENT, "-c", self.config_dir, "-n", "smtp", "-t", "unix"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=place_fds)
+        self.stderr_file = os.path.join(self.dir, "stderr")
+        with open(self.stderr_file, "wb") as err:
+            self.proc = subprocess.Popen(
+                [SMTP_AGENT, "-c", self.config_dir, "-n", "smtp", "-t", "unix"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err, close_fds=False, preexec_fn=place_fds)
 
     def queue(self, sender, rcpts, message):
         """Write active/QID; return (qid, path)."""
@@ -200,8 +206,17 @@ class Agent:
             if close_early:
                 return None
             data = b""
+            deadline = time.monotonic() + 30
+            conn.settimeout(0.2)
             while not data.endswith(b"\n\n"):
-                chunk = conn.recv(65536)
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        "no reply from the agent (exit status %s); log:\n%s"
+                        % (self.proc.poll(), self.log_text()[-3000:]))
+                try:
+                    chunk = conn.recv(65536)
+                except socket.timeout:
+                    continue
                 if not chunk:
                     break
                 data += chunk
@@ -216,11 +231,15 @@ class Agent:
         return results
 
     def log_text(self):
-        try:
-            with open(self.log_file, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        """The maillog_file, then the agent's standard error."""
+        text = ""
+        for path in (self.log_file, self.stderr_file):
+            try:
+                with open(path, "rb") as f:
+                    text += f.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+        return text
 
     def stop(self):
         if self.proc.poll() is None:
@@ -292,7 +311,7 @@ class AgentTest(unittest.TestCase):
         self.sink.wait_for(2)
         self.assertEqual(self.sink.connections, 1)
         self.assertEqual(self.sink.commands.count("RSET"), 1)
-        # smtp_connection_cache_time_limit is 1s: then the agent says QUIT.
+        # smtp_connection_cache_time_limit is 1s, after which the agent sends QUIT.
         deadline = time.monotonic() + 5
         while "QUIT" not in self.sink.commands and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -387,8 +406,8 @@ class AgentTest(unittest.TestCase):
         qid, path = self.agent.queue("a@example.test", ["x@remote.test"], b"m\n")
         self.agent.request(qid, "a@example.test", self.nexthop,
                            [(0, "x@remote.test")], close_early=True)
-        # The agent serves one request at a time: the next answer shows
-        # the dropped one is finished.
+        # The agent serves one request at a time, so the reply to the next
+        # request shows that the dropped one is finished.
         qid2, _ = self.agent.queue("a@example.test", ["y@remote.test"], b"m\n")
         results = self.agent.request(qid2, "a@example.test", self.nexthop,
                                      [(0, "y@remote.test")])

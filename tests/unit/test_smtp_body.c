@@ -90,7 +90,8 @@ TEST(test_smtp_body_nul_bytes)
 	CHECK_INT(smtp_body_encode(&e, in, sizeof(in), &out), 0);
 	CHECK_INT(smtp_body_finish(&e, &out), 0);
 	CHECK_INT(out.len, sizeof(want));
-	CHECK(out.len == sizeof(want) && memcmp(out.data, want, out.len) == 0);
+	if (out.len == sizeof(want))
+		CHECK(memcmp(out.data, want, out.len) == 0);
 	sbuf_free(&out);
 }
 
