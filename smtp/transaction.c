@@ -10,9 +10,6 @@
 #include "log.h"
 #include "smtp.h"
 
-/* Commands of one transaction fit in this many bytes per recipient. */
-#define TRANS_CMD_MAX (ADDR_MAX_PATH * 2 + 64)
-
 /* Appends "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME]\r\n". */
 static void trans_mail_command(const struct smtp_conn *c,
     const struct smtp_request *req, struct sbuf *out)
@@ -144,7 +141,9 @@ static int trans_pipelined(struct smtp_agent *agent, struct smtp_conn *c,
 	size_t accepted = 0;
 	int mail_ok;
 
-	sbuf_init(&batch, (req->nrcpt + 2) * TRANS_CMD_MAX);
+	/* The default cap: a command must never be cut short, or the
+	 * replies would no longer match the commands. */
+	sbuf_init(&batch, 0);
 	trans_mail_command(c, req, &batch);
 	for (size_t i = 0; i < req->nrcpt; i++)
 		if (!req->rcpts[i].skip)
@@ -203,7 +202,7 @@ static int trans_stepwise(struct smtp_agent *agent, struct smtp_conn *c,
 	size_t accepted = 0;
 	int rc = 0;
 
-	sbuf_init(&cmd, TRANS_CMD_MAX);
+	sbuf_init(&cmd, 0);
 	trans_mail_command(c, req, &cmd);
 	if (trans_command(c, &cmd, reply, agent->timeouts.mail) < 0) {
 		smtp_fail_io(c, req, "sending MAIL FROM");
