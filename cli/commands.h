@@ -17,5 +17,6 @@ int cmd_flush(int argc, char **argv);   /* queue.c */
 int cmd_cat(int argc, char **argv);     /* queue.c: cat QUEUEID */
 int cmd_map(int argc, char **argv);     /* map.c: map [type:]FILE, map -q KEY type:FILE */
 int cmd_conf(int argc, char **argv);    /* conf.c: conf [-n|-d] [name...] */
+int cmd_tls_check(int argc, char **argv); /* tls.c: tls-check */
 
 #endif

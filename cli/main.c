@@ -27,6 +27,7 @@ static const struct command commands[] = {
 	{"cat", cmd_cat, "cat QUEUEID       print a queue file in readable form"},
 	{"map", cmd_map, "map [type:]FILE   build FILE.db; map -q KEY type:FILE looks KEY up"},
 	{"conf", cmd_conf, "conf [-n|-d] [NAME...]  print parameters (-n: set in main.cf, -d: defaults)"},
+	{"tls-check", cmd_tls_check, "tls-check         check the server certificates: key, chain, trust, expiry, names"},
 };
 
 static void usage(FILE *out)

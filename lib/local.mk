@@ -15,8 +15,10 @@ lib_libpostern_a_SOURCES = \
 	lib/iox.c lib/iox.h \
 	lib/service.c lib/service.h \
 	lib/deliver.c lib/deliver.h \
-	lib/wakeup.c lib/wakeup.h
-lib_libpostern_a_CFLAGS = $(AM_CFLAGS) $(PCRE2_CFLAGS)
+	lib/wakeup.c lib/wakeup.h \
+	lib/tlsproxy_client.c lib/tlsproxy_client.h \
+	lib/tls_pem.c lib/tls_pem.h lib/tls_check.c lib/tls_check.h
+lib_libpostern_a_CFLAGS = $(AM_CFLAGS) $(PCRE2_CFLAGS) $(GNUTLS_CFLAGS)
 
 # Libraries every program links; programs add their own on top.
 POSTERN_LIBS = lib/libpostern.a $(PCRE2_LIBS) $(DB_LIBS)

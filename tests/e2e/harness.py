@@ -28,6 +28,7 @@ PROGRAMS = {
     "qmgr": "qmgr/qmgr",
     "local": "local/local",
     "smtp": "smtp/smtp",
+    "tlsproxy": "tlsproxy/tlsproxy",
 }
 POSTERN_CLI = os.path.join(BUILD_DIR, "cli", "postern")
 
@@ -130,7 +131,13 @@ class Instance:
             "local unix - n n - - local\n"
             "smtp unix - - n - - smtp\n"
             % (self.smtp_port, self.submission_port)
-        ) + self.master_cf_extra
+        ) + self._tlsproxy_line() + self.master_cf_extra
+
+    @staticmethod
+    def _tlsproxy_line():
+        if os.path.exists(os.path.join(BUILD_DIR, PROGRAMS["tlsproxy"])):
+            return "tlsproxy unix - - n - 1 tlsproxy\n"
+        return ""
 
     def _write_files(self):
         os.makedirs(self.config_dir)
