@@ -8,4 +8,5 @@ include $(srcdir)/tests/unit/smtpd.mk
 include $(srcdir)/tests/unit/qmgr.mk
 include $(srcdir)/tests/unit/agents.mk
 include $(srcdir)/tests/unit/smtp.mk
+include $(srcdir)/tests/unit/tls.mk
 EXTRA_DIST += tests/unit/testlib.h tests/run tests/e2e

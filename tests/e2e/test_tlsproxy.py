@@ -14,12 +14,13 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD_DIR, TOP_DIR, Instance  # noqa: E402
+from harness import BUILD_DIR, POSTERN_CLI, TOP_DIR, Instance  # noqa: E402
 
 TLSPROXY = os.path.join(BUILD_DIR, "tlsproxy", "tlsproxy")
 MAKE_CERTS = os.path.join(TOP_DIR, "scripts", "make-test-certs.sh")
@@ -577,6 +578,103 @@ class ReloadTest(TlsproxyCase):
         thread.join(20)
         caller.close()
         return result.get("fp")
+
+class TlsCheckTest(unittest.TestCase):
+    """postern tls-check on certificates the test breaks on purpose."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="postern-tls-check-")
+        cls.certs = os.path.join(cls.dir, "certs")
+        make_certs(cls.certs)
+        cls.etc = os.path.join(cls.dir, "etc")
+        os.makedirs(cls.etc)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def cert(self, name):
+        return os.path.join(self.certs, name)
+
+    def write_chain(self, name, parts):
+        path = self.cert(name)
+        with open(path, "wb") as out:
+            for part in parts:
+                with open(self.cert(part), "rb") as f:
+                    out.write(f.read())
+        return path
+
+    def tls_check(self, chain):
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("myhostname = %s\nsmtpd_tls_chain_files = %s\n"
+                    "smtpd_tls_CAfile = %s\n" % (HOST, chain, self.cert("ca.pem")))
+        return subprocess.run([POSTERN_CLI, "-c", self.etc, "tls-check"],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_good_chain_passes(self):
+        result = self.tls_check(self.cert("server-chain.pem"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("ok: the chain verifies up to a trusted root", result.stdout)
+        self.assertIn("ok: the leaf names cover myhostname", result.stdout)
+
+    def test_missing_intermediate(self):
+        chain = self.write_chain("noint.pem", ["server.key", "server.pem"])
+        result = self.tls_check(chain)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("error: the chain does not verify up to a trusted root",
+                      result.stderr)
+
+    def test_key_does_not_match(self):
+        chain = self.write_chain("mismatch.pem", ["sni.key", "server.pem", "int.pem"])
+        result = self.tls_check(chain)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("error: the private key does not match", result.stderr)
+
+    def test_wrong_order(self):
+        chain = self.write_chain("order.pem", ["server.key", "int.pem", "server.pem"])
+        result = self.tls_check(chain)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("is not issued by certificate 2", result.stderr)
+
+    def test_name_does_not_cover_myhostname(self):
+        chain = self.write_chain("sni-only.pem", ["sni.key", "sni.pem", "int.pem"])
+        result = self.tls_check(chain)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("do not cover myhostname %s" % HOST, result.stderr)
+
+    def test_expired_certificate(self):
+        template = os.path.join(self.dir, "expired.tmpl")
+        with open(template, "w") as f:
+            f.write('cn = "%s"\ndns_name = "%s"\ntls_www_server\nserial = 77\n'
+                    'activation_date = "2020-01-01 00:00:00 UTC"\n'
+                    'expiration_date = "2020-02-01 00:00:00 UTC"\n' % (HOST, HOST))
+        subprocess.run(["certtool", "--generate-certificate",
+                        "--load-privkey", self.cert("server.key"),
+                        "--load-ca-certificate", self.cert("int.pem"),
+                        "--load-ca-privkey", self.cert("int.key"),
+                        "--template", template,
+                        "--outfile", self.cert("expired.pem")],
+                       check=True, capture_output=True)
+        chain = self.write_chain("expired-chain.pem",
+                                 ["server.key", "expired.pem", "int.pem"])
+        result = self.tls_check(chain)
+        self.assertEqual(result.returncode, 1)
+        self.assertRegex(result.stderr, r"certificate 1 \(the leaf\) expired \d+ days ago")
+
+    def test_expiring_soon_warns(self):
+        soon = os.path.join(self.dir, "soon")
+        env = dict(os.environ, DAYS="5")
+        subprocess.run([MAKE_CERTS, soon, HOST], check=True, capture_output=True, env=env)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("myhostname = %s\nsmtpd_tls_chain_files = %s\n"
+                    "smtpd_tls_CAfile = %s\n" % (HOST, os.path.join(soon, "server-chain.pem"),
+                                                 os.path.join(soon, "ca.pem")))
+        result = subprocess.run([POSTERN_CLI, "-c", self.etc, "tls-check"],
+                                capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.returncode, 1)
+        self.assertRegex(result.stderr, r"warning: certificate 1 \(the leaf\) expires in [45] days")
+
 
 if __name__ == "__main__":
     unittest.main()
