@@ -69,6 +69,31 @@ const struct config_param config_params[] = {
 	{"disable_vrfy_command", "no"},
 	{"smtpd_sasl_auth_enable", "no"},
 
+	/* SMTP AUTH and authd. The security options are Cyrus SASL property
+	 * names (noanonymous, noplaintext, noactive, nodictionary,
+	 * forward_secrecy, mutual_auth); smtpd_sasl_security_options applies
+	 * to sessions without TLS, smtpd_sasl_tls_security_options to TLS. */
+	{"smtpd_sasl_path", "authd"},
+	{"smtpd_sasl_service", "smtpd"},
+	{"smtpd_sasl_local_domain", ""},
+	{"smtpd_sasl_security_options", "noanonymous, noplaintext"},
+	{"smtpd_sasl_tls_security_options", "noanonymous"},
+	{"smtpd_tls_auth_only", "yes"},
+	{"broken_sasl_auth_clients", "yes"},
+	{"smtpd_sasl_authenticated_header", "no"},
+	{"authd_mechanisms", "PLAIN LOGIN"},
+	{"authd_user", "postern-auth"},
+	{"authd_sasl_config_directory", "$config_directory/sasl"},
+	{"authd_worker_count", "8"},
+	{"authd_failure_delay", "1s"},   /* may be given in ms, e.g. 200ms */
+	{"authd_lockout_failures", "10"},
+	{"authd_lockout_window", "10m"},
+	{"authd_session_timeout", "300s"},
+	{"smtp_sasl_auth_enable", "no"},
+	{"smtp_sasl_password_maps", ""},
+	{"smtp_sasl_mechanism_filter", ""},
+	{"smtp_sasl_tls_only", "yes"},
+
 	/* TLS: tlsproxy holds the keys; smtpd and smtp use it. Protocols take
 	 * Postfix syntax (">=TLSv1.2", "TLSv1.2 TLSv1.3", "!TLSv1.1"); ciphers
 	 * take a grade (medium, high); tls_priority, when set, is a complete

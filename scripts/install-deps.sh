@@ -17,3 +17,4 @@ if ! getent passwd postern >/dev/null; then
 	useradd --system --user-group --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin postern
 fi
+getent passwd postern-auth >/dev/null || useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postern-auth  # authd_user: the only reader of the sasldb

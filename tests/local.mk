@@ -9,4 +9,5 @@ include $(srcdir)/tests/unit/qmgr.mk
 include $(srcdir)/tests/unit/agents.mk
 include $(srcdir)/tests/unit/smtp.mk
 include $(srcdir)/tests/unit/tls.mk
+include $(srcdir)/tests/unit/auth.mk
 EXTRA_DIST += tests/unit/testlib.h tests/run tests/e2e

@@ -29,6 +29,7 @@ PROGRAMS = {
     "local": "local/local",
     "smtp": "smtp/smtp",
     "tlsproxy": "tlsproxy/tlsproxy",
+    "authd": "authd/authd",
 }
 POSTERN_CLI = os.path.join(BUILD_DIR, "cli", "postern")
 
@@ -131,12 +132,18 @@ class Instance:
             "local unix - n n - - local\n"
             "smtp unix - - n - - smtp\n"
             % (self.smtp_port, self.submission_port)
-        ) + self._tlsproxy_line() + self.master_cf_extra
+        ) + self._tlsproxy_line() + self._authd_line() + self.master_cf_extra
 
     @staticmethod
     def _tlsproxy_line():
         if os.path.exists(os.path.join(BUILD_DIR, PROGRAMS["tlsproxy"])):
             return "tlsproxy unix - - n - 1 tlsproxy\n"
+        return ""
+
+    @staticmethod
+    def _authd_line():
+        if os.path.exists(os.path.join(BUILD_DIR, PROGRAMS["authd"])):
+            return "authd unix - - n - 1 authd\n"
         return ""
 
     def _write_files(self):
