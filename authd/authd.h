@@ -68,7 +68,7 @@ int authd_request_parse(const struct attrs *rec, struct authd_request *out,
 
 /*
  * Decodes strict base64 (RFC 4648 section 4: padded, no white space, no
- * characters outside the alphabet) into out, which holds out_max bytes.
+ * characters outside the alphabet) into out, a buffer of out_max bytes.
  * Returns the decoded length, or -1 when the text is invalid or decodes
  * to more than out_max bytes.
  */
@@ -96,7 +96,7 @@ struct throttle_policy {
 
 /*
  * Failure counters keyed by string ("addr:192.0.2.1", "user:alice").
- * The window of a key starts at its first failure; a key that reaches
+ * The window of a key starts at its first failure. A key that reaches
  * max_failures failures before the window ends is locked out for
  * window_ms from that failure. The table keeps at most max_entries
  * keys; when full, it records no new key (the failure still gets the

@@ -1,8 +1,8 @@
 /*
  * libsasl2 server side and the worker pool that runs its blocking calls.
  *
- * libsasl2 is told to use pthread mutexes (sasl_set_mutex) before
- * sasl_server_init, because its defaults are no-ops. Each sasl_conn_t is
+ * authd gives libsasl2 pthread mutexes (sasl_set_mutex) before
+ * sasl_server_init, because its default mutex functions do nothing. Each sasl_conn_t is
  * used by one thread at a time: the session hands it from worker to
  * worker, one job at a time.
  */
@@ -175,7 +175,7 @@ static int authd_sasl_new(struct authd_session *context, int encrypted,
 /* Fills authd_mech_list[encrypted]: authd_mechanisms, in that order,
  * less what libsasl2 cannot do for that kind of session, and never NTLM
  * (Windows' NTLM is not offered to SMTP clients). */
-static void authd_sasl_compute_list(int encrypted, const char *wanted)
+static void authd_sasl_compute_list(int encrypted, const char *allowed)
 {
 	sasl_conn_t *conn = NULL;
 	const char *have = NULL;
@@ -188,7 +188,7 @@ static void authd_sasl_compute_list(int encrypted, const char *wanted)
 	    || sasl_listmech(conn, NULL, "", " ", "", &have, NULL, NULL)
 	    != SASL_OK)
 		have = "";
-	names = str_split(wanted, " ,\t", &count);
+	names = str_split(allowed, " ,\t", &count);
 	for (size_t i = 0; i < count; i++) {
 		for (char *p = names[i]; *p; p++)
 			if (*p >= 'a' && *p <= 'z')

@@ -153,7 +153,7 @@ void throttle_success(struct throttle *t, const char *key, long long now_ms)
 
 		if (strcmp(e->key, key) != 0)
 			continue;
-		/* A lockout stands until it ends, even after a success. */
+		/* A lockout lasts its full length, even after a success. */
 		if (e->locked_until_ms > now_ms)
 			return;
 		*link = e->next;

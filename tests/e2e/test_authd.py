@@ -2,7 +2,7 @@
 
 One instance serves the whole class: a real sasldb made with saslpasswd2,
 a SASL configuration in the instance's config directory, and a fake
-saslauthd on a UNIX socket that answers one user ("slow") only after
+saslauthd on a UNIX socket that replies to one user ("slow") only after
 SLOW_SECONDS, so that a blocking check is there to get stuck behind.
 Each test uses its own client addresses so that the throttle counters of
 one test do not reach another.
