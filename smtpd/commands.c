@@ -55,7 +55,14 @@ static enum cmd_result cmd_ehlo(struct smtpd_session *sess, const char *args)
 	helo_set(sess, args);
 	smtpd_session_reset(sess);
 	sess->esmtp = 1;
+	if (smtpd_auth_ehlo_prepare(sess))
+		return CMD_LATER;
+	smtpd_ehlo_finish(sess);
+	return CMD_OK;
+}
 
+void smtpd_ehlo_finish(struct smtpd_session *sess)
+{
 	smtpd_reply(sess, "250-%s", smtpd_settings.myhostname);
 	smtpd_reply(sess, "250-PIPELINING");
 	if (smtpd_settings.message_size_limit > 0)
@@ -65,9 +72,9 @@ static enum cmd_result cmd_ehlo(struct smtpd_session *sess, const char *args)
 		smtpd_reply(sess, "250-SIZE");
 	if (!smtpd_settings.disable_vrfy)
 		smtpd_reply(sess, "250-VRFY");
+	smtpd_auth_ehlo_lines(sess);
 	smtpd_reply(sess, "250-ENHANCEDSTATUSCODES");
 	smtpd_reply(sess, "250 8BITMIME");
-	return CMD_OK;
 }
 
 static enum cmd_result cmd_helo(struct smtpd_session *sess, const char *args)
@@ -260,32 +267,53 @@ static void format_date(time_t t, char *out, size_t size)
 		out[0] = '\0';
 }
 
-/* Writes the Received header (RFC 5321 4.4) at the start of the message. */
-static int write_received(struct smtpd_session *sess)
+/* Formats the Received header with from as the text after "from ". */
+static char *received_text(struct smtpd_session *sess, const char *from,
+    const char *date)
 {
 	struct qenv *env = sess->env;
-	char date[64];
 	char *text;
-	int r;
 
-	format_date((time_t)env->arrival_sec, date, sizeof(date));
 	if (env->nrcpt == 1) {
 		char *rcpt = addr_externalize(env->rcpt[0].addr);
 		char clean[ADDR_MAX_PATH + 1];
 
 		str_sanitize(clean, sizeof(clean), rcpt, strlen(rcpt));
 		free(rcpt);
-		text = xasprintf("Received: from %s (%s [%s])\n\tby %s (%s) "
-		    "with %s id %s\n\tfor <%s>; %s\n", sess->helo, sess->name,
-		    sess->addr, smtpd_settings.myhostname,
+		text = xasprintf("Received: from %s\n\tby %s (%s) "
+		    "with %s id %s\n\tfor <%s>; %s\n", from,
+		    smtpd_settings.myhostname,
 		    smtpd_settings.mail_name, env->protocol, env->qid, clean,
 		    date);
 	} else {
-		text = xasprintf("Received: from %s (%s [%s])\n\tby %s (%s) "
-		    "with %s id %s;\n\t%s\n", sess->helo, sess->name,
-		    sess->addr, smtpd_settings.myhostname,
+		text = xasprintf("Received: from %s\n\tby %s (%s) "
+		    "with %s id %s;\n\t%s\n", from,
+		    smtpd_settings.myhostname,
 		    smtpd_settings.mail_name, env->protocol, env->qid, date);
 	}
+	return text;
+}
+
+/* Writes the Received header (RFC 5321 4.4) at the start of the message. */
+static int write_received(struct smtpd_session *sess)
+{
+	struct qenv *env = sess->env;
+	char date[64];
+	char *text, *from;
+	int r;
+
+	format_date((time_t)env->arrival_sec, date, sizeof(date));
+	if (env->auth_user && smtpd_auth_header_names_user()) {
+		/* RFC 3848: the protocol (ESMTPA, ESMTPSA) marks every
+		 * authenticated submission; the name only on request. */
+		from = xasprintf("%s (%s [%s])\n\t(Authenticated sender: %s)",
+		    sess->helo, sess->name, sess->addr, env->auth_user);
+	} else {
+		from = xasprintf("%s (%s [%s])", sess->helo, sess->name,
+		    sess->addr);
+	}
+	text = received_text(sess, from, date);
+	free(from);
 	r = qwriter_write(sess->writer, text, strlen(text));
 	free(text);
 	return r;
@@ -311,7 +339,9 @@ static int data_open_queue_file(struct smtpd_session *sess)
 	env->client_name = xstrdup(sess->name);
 	env->client_addr = xstrdup(sess->addr);
 	env->helo = xstrdup(sess->helo);
-	env->protocol = xstrdup(sess->esmtp ? "ESMTP" : "SMTP");
+	env->protocol = xstrdup(smtpd_protocol_name(sess));
+	if (sess->sasl_user)
+		env->auth_user = xstrdup(sess->sasl_user);
 
 	sess->writer = qwriter_open(smtpd_settings.queue_dir, env, &err);
 	if (sess->writer == NULL) {
@@ -320,7 +350,13 @@ static int data_open_queue_file(struct smtpd_session *sess)
 		free(err);
 		return -1;
 	}
-	log_info("%s: client=%s[%s]", env->qid, sess->name, sess->addr);
+	if (sess->sasl_user)
+		log_info("%s: client=%s[%s], sasl_method=%s, sasl_username=%s",
+		    env->qid, sess->name, sess->addr, sess->sasl_method,
+		    sess->sasl_user);
+	else
+		log_info("%s: client=%s[%s]", env->qid, sess->name,
+		    sess->addr);
 	if (write_received(sess) < 0) {
 		log_error("%s: cannot write the queue file: %s", env->qid,
 		    strerror(errno));
@@ -506,15 +542,11 @@ static enum cmd_result cmd_help(struct smtpd_session *sess, const char *args)
 	return CMD_OK;
 }
 
-void smtpd_auth_command(struct smtpd_session *sess, const char *args)
-{
-	smtpd_reply(sess, "503 5.5.1 Error: authentication not enabled");
-}
-
+/* auth.c counts the outcome, which may come from authd later. */
 static enum cmd_result cmd_auth(struct smtpd_session *sess, const char *args)
 {
 	smtpd_auth_command(sess, args);
-	return CMD_FAILED;
+	return CMD_LATER;
 }
 
 static const struct command command_table[] = {
@@ -539,6 +571,10 @@ void smtpd_command(struct smtpd_session *sess, char *line)
 	size_t verb_len;
 	enum cmd_result r;
 
+	if (smtpd_auth_wants_line(sess)) {
+		smtpd_auth_line(sess, line);
+		return;
+	}
 	smtpd_cmd_split(line, &verb_len, &args);
 	for (cmd = command_table; cmd->name; cmd++)
 		if (verb_len == strlen(cmd->name) &&

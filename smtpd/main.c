@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 	service_init(&smtpd_service, "smtpd", argc, argv);
 	settings_load();
 	smtpd_policy_init();
+	smtpd_auth_init();
 	if (resolve_init(&err) < 0)
 		log_fatal("cannot open the address tables: %s", err);
 	smtpd_lookup_init();

@@ -201,6 +201,7 @@ static void session_free(struct smtpd_session *sess)
 		smtpd_lookup_cancel(sess);
 	if (sess->job)
 		sess->job->arg = NULL;  /* the commit finishes without us */
+	smtpd_auth_session_free(sess);
 	smtpd_session_reset(sess);
 	bufferevent_free(sess->bev);
 

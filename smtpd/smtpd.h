@@ -230,6 +230,7 @@ enum smtpd_state {
 	SMTPD_STATE_COMMAND,  /* reading command lines */
 	SMTPD_STATE_DATA,     /* reading message bytes */
 	SMTPD_STATE_COMMIT,   /* waiting for the queue file commit */
+	SMTPD_STATE_AUTH,     /* waiting for authd; input is not read */
 	SMTPD_STATE_CLOSING   /* flushing the last reply, then closing */
 };
 
@@ -267,6 +268,10 @@ struct smtpd_session {
 	struct smtpd_data *data;           /* during DATA */
 	struct smtpd_commit_job *job;      /* during COMMIT */
 	struct smtpd_lookup *lookup;       /* during LOOKUP */
+	int tls_active;                    /* 1 once TLS is established */
+	struct smtpd_auth *auth;           /* AUTH exchange in progress */
+	char *sasl_user;                   /* after a successful AUTH */
+	char *sasl_method;                 /* its mechanism */
 	unsigned short count_ok[SMTPD_CMD_COUNT];
 	unsigned short count_all[SMTPD_CMD_COUNT];
 };
@@ -339,11 +344,83 @@ void smtpd_command(struct smtpd_session *sess, char *line);
 /* Called when the DATA machine has seen the end of the data. */
 void smtpd_data_finished(struct smtpd_session *sess);
 
+/* Writes the EHLO reply lines after the greeting line; the last line
+ * ends the reply. Called by cmd_ehlo, or by auth.c once the mechanism
+ * list came from authd. */
+void smtpd_ehlo_finish(struct smtpd_session *sess);
+
+/* ---- auth.c: SMTP AUTH (RFC 4954) through authd. */
+
+/* Reads the AUTH settings; exits on invalid ones. Call once at start. */
+void smtpd_auth_init(void);
+
 /*
- * Handles "AUTH mechanism [initial-response]". AUTH is not offered yet,
- * so every AUTH gets 503. TODO: run the exchange with authd over
- * private/authd and record the user for permit_sasl_authenticated.
+ * Called by EHLO before its reply. Returns 0 when the reply can be
+ * written now, or 1 when the mechanism list is being fetched from authd:
+ * the session then waits in SMTPD_STATE_AUTH and auth.c calls
+ * smtpd_ehlo_finish() and resumes it.
+ */
+int smtpd_auth_ehlo_prepare(struct smtpd_session *sess);
+
+/* Writes the AUTH lines of the EHLO reply (none when AUTH is not
+ * offered in this session). */
+void smtpd_auth_ehlo_lines(struct smtpd_session *sess);
+
+/*
+ * Handles "AUTH mechanism [initial-response]". Replies at once to a
+ * command that cannot start, else sends the exchange to authd and
+ * leaves the session in SMTPD_STATE_AUTH until authd replies. Counts
+ * the outcome in the session's counters itself.
  */
 void smtpd_auth_command(struct smtpd_session *sess, const char *args);
+
+/* 1 when the next command line is a response to a 334 challenge. */
+int smtpd_auth_wants_line(const struct smtpd_session *sess);
+
+/* Handles a client line sent in reply to a 334 challenge. */
+void smtpd_auth_line(struct smtpd_session *sess, const char *line);
+
+/* Cancels an exchange in progress and frees the session's AUTH state;
+ * for session_free. */
+void smtpd_auth_session_free(struct smtpd_session *sess);
+
+/* 1 when s is padded base64 (RFC 4648 4) or empty. */
+int smtpd_base64_valid(const char *s);
+
+/* 1 when smtpd_sasl_authenticated_header asks Received to name the
+ * authenticated user. */
+int smtpd_auth_header_names_user(void);
+
+/* The protocol name for Received and the queue file: SMTP, ESMTP,
+ * ESMTPS, ESMTPA or ESMTPSA (RFC 3848). */
+const char *smtpd_protocol_name(const struct smtpd_session *sess);
+
+/* ---- authd_conn.c: the process's connection to authd. */
+
+struct authd_reply;
+struct attrs;
+
+/* Called once per request: r is the reply, or NULL when authd could not
+ * be reached, closed the connection or did not reply in time. */
+typedef void (*smtpd_authd_cb)(void *arg, const struct authd_reply *r);
+
+struct smtpd_authd_call;
+
+/*
+ * Sends req (taken over, wiped and freed) whose "session" attribute is
+ * session, connecting first when needed. cb runs later from the loop,
+ * never before this returns. Returns the call, which stays valid until
+ * cb runs or smtpd_authd_cancel().
+ */
+struct smtpd_authd_call *smtpd_authd_send(struct attrs *req,
+    const char *session, smtpd_authd_cb cb, void *arg);
+
+/* Forgets a call without running its callback, and tells authd to drop
+ * the exchange when send_abort is 1. Sets *call to NULL. */
+void smtpd_authd_cancel(struct smtpd_authd_call **call, int send_abort);
+
+/* Generation of the authd connection: it changes whenever the connection
+ * is lost, so a cached answer can be dropped. */
+unsigned smtpd_authd_generation(void);
 
 #endif
