@@ -72,6 +72,8 @@ void smtpd_ehlo_finish(struct smtpd_session *sess)
 		smtpd_reply(sess, "250-SIZE");
 	if (!smtpd_settings.disable_vrfy)
 		smtpd_reply(sess, "250-VRFY");
+	if (smtpd_tls_offer(sess))
+		smtpd_reply(sess, "250-STARTTLS");
 	smtpd_auth_ehlo_lines(sess);
 	smtpd_reply(sess, "250-ENHANCEDSTATUSCODES");
 	smtpd_reply(sess, "250 8BITMIME");
@@ -298,20 +300,24 @@ static char *received_text(struct smtpd_session *sess, const char *from,
 static int write_received(struct smtpd_session *sess)
 {
 	struct qenv *env = sess->env;
+	const char *tls = smtpd_tls_received_comment(sess);
 	char date[64];
-	char *text, *from;
+	char *text, *from, *tls_line;
 	int r;
 
 	format_date((time_t)env->arrival_sec, date, sizeof(date));
+	tls_line = tls ? xasprintf("\n\t(using %s)", tls) : xstrdup("");
 	if (env->auth_user && smtpd_auth_header_names_user()) {
 		/* RFC 3848: the protocol (ESMTPA, ESMTPSA) marks every
 		 * authenticated submission; the name only on request. */
-		from = xasprintf("%s (%s [%s])\n\t(Authenticated sender: %s)",
-		    sess->helo, sess->name, sess->addr, env->auth_user);
+		from = xasprintf("%s (%s [%s])%s\n\t(Authenticated sender: %s)",
+		    sess->helo, sess->name, sess->addr, tls_line,
+		    env->auth_user);
 	} else {
-		from = xasprintf("%s (%s [%s])", sess->helo, sess->name,
-		    sess->addr);
+		from = xasprintf("%s (%s [%s])%s", sess->helo, sess->name,
+		    sess->addr, tls_line);
 	}
+	free(tls_line);
 	text = received_text(sess, from, date);
 	free(from);
 	r = qwriter_write(sess->writer, text, strlen(text));
@@ -342,6 +348,8 @@ static int data_open_queue_file(struct smtpd_session *sess)
 	env->protocol = xstrdup(smtpd_protocol_name(sess));
 	if (sess->sasl_user)
 		env->auth_user = xstrdup(sess->sasl_user);
+	if (sess->tls_summary)
+		env->tls = xstrdup(sess->tls_summary);
 
 	sess->writer = qwriter_open(smtpd_settings.queue_dir, env, &err);
 	if (sess->writer == NULL) {
@@ -549,6 +557,12 @@ static enum cmd_result cmd_auth(struct smtpd_session *sess, const char *args)
 	return CMD_LATER;
 }
 
+static enum cmd_result cmd_starttls(struct smtpd_session *sess,
+    const char *args)
+{
+	return smtpd_starttls_command(sess, args) < 0 ? CMD_FAILED : CMD_OK;
+}
+
 static const struct command command_table[] = {
 	{"EHLO", cmd_ehlo, SMTPD_CMD_EHLO},
 	{"HELO", cmd_helo, SMTPD_CMD_HELO},
@@ -561,6 +575,7 @@ static const struct command command_table[] = {
 	{"VRFY", cmd_vrfy, SMTPD_CMD_VRFY},
 	{"HELP", cmd_help, SMTPD_CMD_HELP},
 	{"AUTH", cmd_auth, SMTPD_CMD_AUTH},
+	{"STARTTLS", cmd_starttls, SMTPD_CMD_STARTTLS},
 	{NULL, NULL, SMTPD_CMD_UNKNOWN}
 };
 
@@ -592,6 +607,11 @@ void smtpd_command(struct smtpd_session *sess, char *line)
 		return;
 	}
 	sess->last_command = cmd->name;
+	if (smtpd_tls_required(sess, cmd->counter)) {
+		smtpd_reply(sess, "530 5.7.0 Must issue a STARTTLS command first");
+		smtpd_session_error(sess);
+		return;
+	}
 	r = cmd->handle(sess, args);
 	if (r == CMD_OK && sess->count_ok[cmd->counter] < 0xffff)
 		sess->count_ok[cmd->counter]++;

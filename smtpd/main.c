@@ -227,6 +227,7 @@ int main(int argc, char **argv)
 	settings_load();
 	smtpd_policy_init();
 	smtpd_auth_init();
+	smtpd_tls_init(smtpd_service.name);
 	if (resolve_init(&err) < 0)
 		log_fatal("cannot open the address tables: %s", err);
 	smtpd_lookup_init();

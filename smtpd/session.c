@@ -41,7 +41,7 @@ static char *session_line;  /* one command line; the loop is single-threaded */
 
 static const char *const counter_names[SMTPD_CMD_COUNT] = {
 	"ehlo", "helo", "mail", "rcpt", "data", "rset", "noop", "quit",
-	"vrfy", "help", "auth", "unknown"
+	"vrfy", "help", "auth", "starttls", "unknown"
 };
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -126,6 +126,15 @@ void smtpd_session_start(struct smtpd_session *sess, char *name)
 {
 	sess->name = name;
 	log_info("connect from %s[%s]:%d", sess->name, sess->addr, sess->port);
+	if (smtpd_tls_wrappermode() && !sess->tls_active) {
+		smtpd_tls_wrap(sess);
+		return;
+	}
+	smtpd_session_greet(sess);
+}
+
+void smtpd_session_greet(struct smtpd_session *sess)
+{
 	smtpd_reply(sess, "220 %s", smtpd_settings.banner);
 	sess->state = SMTPD_STATE_COMMAND;
 	bufferevent_enable(sess->bev, EV_READ);
@@ -202,6 +211,7 @@ static void session_free(struct smtpd_session *sess)
 	if (sess->job)
 		sess->job->arg = NULL;  /* the commit finishes without us */
 	smtpd_auth_session_free(sess);
+	smtpd_tls_free(sess);
 	smtpd_session_reset(sess);
 	bufferevent_free(sess->bev);
 
@@ -217,6 +227,11 @@ static void session_free(struct smtpd_session *sess)
 	free(sess->helo);
 	free(sess);
 	smtpd_main_session_gone();
+}
+
+void smtpd_session_end(struct smtpd_session *sess)
+{
+	session_free(sess);
 }
 
 void smtpd_session_close_after(struct smtpd_session *sess, const char *fmt,
@@ -328,6 +343,8 @@ static void session_process_input(struct smtpd_session *sess)
 			more = session_read_line(sess, in);
 		else if (sess->state == SMTPD_STATE_DATA)
 			more = session_read_data(sess, in);
+		else if (sess->state == SMTPD_STATE_TLS)
+			more = smtpd_tls_read_reply(sess, in);
 		else
 			more = 0;
 	}
@@ -348,6 +365,10 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 
 	if (sess->state == SMTPD_STATE_CLOSING) {
 		session_free(sess);
+		return;
+	}
+	if (sess->state == SMTPD_STATE_TLS) {
+		smtpd_tls_output_flushed(sess);
 		return;
 	}
 	if ((sess->state == SMTPD_STATE_COMMAND ||
@@ -415,6 +436,10 @@ void smtpd_session_stop_all(void)
 		case SMTPD_STATE_LOOKUP:
 			session_free(sess);
 			break;
+		case SMTPD_STATE_TLS:
+			/* The client may be in its TLS handshake, where a
+			 * plaintext 421 would be noise; the grace timer ends
+			 * the session with the process. */
 		case SMTPD_STATE_COMMIT:
 			/* The commit reply goes first, then the 421. */
 			break;

@@ -11,6 +11,7 @@
  *   data.c      the DATA byte state machine (no I/O)
  *   policy.c    restriction lists evaluated at RCPT
  *   commit.c    the worker thread that makes queue files durable
+ *   tls.c       STARTTLS and wrapper mode: the handoff to tlsproxy
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -230,6 +231,7 @@ enum smtpd_state {
 	SMTPD_STATE_COMMAND,  /* reading command lines */
 	SMTPD_STATE_DATA,     /* reading message bytes */
 	SMTPD_STATE_COMMIT,   /* waiting for the queue file commit */
+	SMTPD_STATE_TLS,      /* handing the connection to tlsproxy */
 	SMTPD_STATE_AUTH,     /* waiting for authd; input is not read */
 	SMTPD_STATE_CLOSING   /* flushing the last reply, then closing */
 };
@@ -237,7 +239,7 @@ enum smtpd_state {
 enum smtpd_counter {
 	SMTPD_CMD_EHLO, SMTPD_CMD_HELO, SMTPD_CMD_MAIL, SMTPD_CMD_RCPT,
 	SMTPD_CMD_DATA, SMTPD_CMD_RSET, SMTPD_CMD_NOOP, SMTPD_CMD_QUIT,
-	SMTPD_CMD_VRFY, SMTPD_CMD_HELP, SMTPD_CMD_AUTH,
+	SMTPD_CMD_VRFY, SMTPD_CMD_HELP, SMTPD_CMD_AUTH, SMTPD_CMD_STARTTLS,
 	SMTPD_CMD_UNKNOWN,
 	SMTPD_CMD_COUNT
 };
@@ -269,6 +271,8 @@ struct smtpd_session {
 	struct smtpd_commit_job *job;      /* during COMMIT */
 	struct smtpd_lookup *lookup;       /* during LOOKUP */
 	int tls_active;                    /* 1 once TLS is established */
+	struct smtpd_tls_handoff *tls_handoff; /* during STATE_TLS */
+	char *tls_summary;                 /* "TLSv1.3 with cipher ..." */
 	struct smtpd_auth *auth;           /* AUTH exchange in progress */
 	char *sasl_user;                   /* after a successful AUTH */
 	char *sasl_method;                 /* its mechanism */
@@ -303,6 +307,14 @@ int smtpd_session_error(struct smtpd_session *sess);
  * sends the banner and starts reading. */
 void smtpd_session_start(struct smtpd_session *sess, char *name);
 
+/* Sends the banner and starts reading commands; smtpd_session_start()
+ * calls it, or tls.c once wrapper-mode TLS is on. */
+void smtpd_session_greet(struct smtpd_session *sess);
+
+/* Frees the session at once. Not for use inside input processing or a
+ * callback of the session's bufferevent other than its last action. */
+void smtpd_session_end(struct smtpd_session *sess);
+
 /* Resumes command reading after a commit (used by commands.c). */
 void smtpd_session_resume(struct smtpd_session *sess);
 
@@ -323,6 +335,52 @@ int smtpd_session_count(void);
 /* SIGTERM: sends 421 to every session and closes each once its reply
  * is written; a session waiting for a commit gets its reply first. */
 void smtpd_session_stop_all(void);
+
+/* ---- tls.c: STARTTLS and wrapper mode through tlsproxy. */
+
+struct evbuffer;
+
+/* Reads the TLS settings; exits on invalid ones. service_name goes into
+ * tlsproxy's logs. Call once at start. */
+void smtpd_tls_init(const char *service_name);
+
+/* 1 when smtpd_tls_wrappermode is on: TLS starts before the banner. */
+int smtpd_tls_wrappermode(void);
+
+/* 1 when EHLO offers STARTTLS in this session. */
+int smtpd_tls_offer(const struct smtpd_session *sess);
+
+/* 1 when command must wait for STARTTLS (smtpd_tls_security_level =
+ * encrypt and TLS not yet on); the caller replies 530 5.7.0. */
+int smtpd_tls_required(const struct smtpd_session *sess,
+    enum smtpd_counter command);
+
+/* The TLS summary for the Received header ("TLSv1.3 with cipher ...
+ * (256/256 bits)"), or NULL without TLS or when
+ * smtpd_tls_received_header is off. */
+const char *smtpd_tls_received_comment(const struct smtpd_session *sess);
+
+/*
+ * Handles "STARTTLS". Returns -1 after an error reply (501, 502, 503);
+ * returns 0 when the handoff started: the session is in SMTPD_STATE_TLS
+ * and replies 220 or 454 from the loop later.
+ */
+int smtpd_starttls_command(struct smtpd_session *sess, const char *args);
+
+/* Hands a new wrapper-mode connection to tlsproxy; the banner follows
+ * once TLS is on, and the session ends if the handshake fails. */
+void smtpd_tls_wrap(struct smtpd_session *sess);
+
+/* Called by session.c in SMTPD_STATE_TLS when the output is written. */
+void smtpd_tls_output_flushed(struct smtpd_session *sess);
+
+/* Called by session.c in SMTPD_STATE_TLS with the input: consumes the
+ * tlsproxy reply. Returns 1 when the session reads commands again and
+ * the rest of the input is theirs, else 0. */
+int smtpd_tls_read_reply(struct smtpd_session *sess, struct evbuffer *in);
+
+/* Frees the session's TLS state; for session_free. */
+void smtpd_tls_free(struct smtpd_session *sess);
 
 /* ---- lookup.c: client host names. */
 

@@ -65,10 +65,14 @@ class Instance:
     main_cf: parameters merged over the defaults below.
     users: local parts of the virtual mailboxes in example.test.
     master_cf_extra: lines appended to the generated master.cf.
+    tls: make test certificates (scripts/make-test-certs.sh) in
+        dir/certs, set smtpd_tls_security_level = may, and add a
+        wrapper-mode (implicit TLS) listener on smtps_port; tls_ca is
+        the root CA file that verifies the server.
     """
 
     def __init__(self, main_cf=None, users=("alice", "bob"), master_cf_extra="",
-                 name="postern"):
+                 name="postern", tls=False):
         self.dir = tempfile.mkdtemp(prefix="postern-e2e-")
         # Services that run as mail_owner must be able to reach the queue.
         os.chmod(self.dir, 0o755)
@@ -81,6 +85,10 @@ class Instance:
         self.users = list(users)
         self.smtp_port = free_port()
         self.submission_port = free_port()
+        self.tls = tls
+        self.smtps_port = free_port() if tls else None
+        self.certs_dir = os.path.join(self.dir, "certs")
+        self.tls_ca = os.path.join(self.certs_dir, "ca.pem")
         self.master_pid = None
         self._master_proc = None
         self._known_children = set()
@@ -94,6 +102,8 @@ class Instance:
         self.mail_gid = pw.pw_gid
 
         self.main_cf = self._default_main_cf()
+        if tls:
+            self.main_cf.update(self._tls_main_cf())
         self.main_cf.update(main_cf or {})
         self.master_cf_extra = master_cf_extra
         self._write_files()
@@ -122,6 +132,24 @@ class Instance:
             "queue_run_delay": "60s",
         }
 
+    def _tls_main_cf(self):
+        subprocess.run([os.path.join(TOP_DIR, "scripts", "make-test-certs.sh"),
+                        self.certs_dir, "mail.example.test"],
+                       check=True, capture_output=True)
+        return {
+            "smtpd_tls_chain_files": "%s, %s" % (
+                os.path.join(self.certs_dir, "server-chain.pem"),
+                os.path.join(self.certs_dir, "server-ec-chain.pem")),
+            "smtpd_tls_security_level": "may",
+        }
+
+    def _smtps_line(self):
+        if not self.tls:
+            return ""
+        return ("127.0.0.1:%d inet n - n - 1 smtpd\n"
+                "  -o syslog_name=postern/smtps -o smtpd_tls_wrappermode=yes\n"
+                % self.smtps_port)
+
     def master_cf_text(self):
         return (
             "# service type private unpriv chroot wakeup maxproc command\n"
@@ -132,7 +160,8 @@ class Instance:
             "local unix - n n - - local\n"
             "smtp unix - - n - - smtp\n"
             % (self.smtp_port, self.submission_port)
-        ) + self._tlsproxy_line() + self._authd_line() + self.master_cf_extra
+        ) + self._smtps_line() + self._tlsproxy_line() + self._authd_line() \
+            + self.master_cf_extra
 
     @staticmethod
     def _tlsproxy_line():
@@ -174,12 +203,17 @@ class Instance:
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self.master_pid = self._master_proc.pid
-        for port in (self.smtp_port, self.submission_port):
+        ports = [self.smtp_port, self.submission_port]
+        if self.tls:
+            ports.append(self.smtps_port)
+        for port in ports:
             if not wait_for_port("127.0.0.1", port, timeout):
                 self.stop()
                 raise RuntimeError("instance did not answer on port %d; master output:\n%s"
                                    % (port, self.master_output()))
         self.wait_for_service("qmgr", timeout)
+        if self.tls:
+            self.wait_for_service("tlsproxy", timeout)
         return self
 
     def wait_for_service(self, program, timeout=15):
