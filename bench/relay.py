@@ -20,7 +20,7 @@ mail to smtp-sink, drives it with smtp-source, and prints for each:
 smtp-source, smtp-sink and Postfix come with Debian's postfix package.
 
 Usage: bench/relay.py [--sessions 10] [--messages 2000] [--size 4096]
-                      [--compare [--repeat 3]]
+                      [--compare [--repeat 3]] [--perf-record PREFIX]
 """
 
 import argparse
@@ -121,8 +121,10 @@ def cpu_seconds(pid, include_children):
 
 
 def cpu_by_process(target):
-    """Return name -> CPU seconds of master (with reaped children) and live children."""
-    split = {"master+reaped": cpu_seconds(target.master_pid, True)}
+    """Return name -> CPU seconds of master, its reaped children and live children."""
+    own = cpu_seconds(target.master_pid, False)
+    split = {"master": own,
+             "exited children": cpu_seconds(target.master_pid, True) - own}
     for name, pids in target.service_pids().items():
         for pid in pids:
             try:
@@ -218,6 +220,22 @@ class ContextSwitchCounter:
         return None
 
 
+class Profiler:
+    """`perf record -e cpu-clock -g` on master and its children, into path."""
+
+    def __init__(self, target, path):
+        pids = [target.master_pid] + all_children(target)
+        self.proc = subprocess.Popen(
+            ["perf", "record", "-q", "-e", "cpu-clock", "-g", "-o", path,
+             "-p", ",".join(str(p) for p in pids)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+
+
 def measure_idle_sessions(target, count):
     """Return total PSS KiB before and after opening count idle sessions."""
     target.prepare_idle()
@@ -245,6 +263,9 @@ def run_load(target, args, use_perf):
     initial_sent = counter.update()
     cpu_before = cpu_by_process(target)
     switches = ContextSwitchCounter(target) if use_perf else None
+    profiler = None
+    if args.perf_record:
+        profiler = Profiler(target, "%s-%s.data" % (args.perf_record, target.name))
     start = time.monotonic()
     subprocess.run([SMTP_SOURCE, "-s", str(args.sessions), "-m", str(args.messages),
                     "-l", str(args.size), "-f", "bench@example.org",
@@ -260,6 +281,8 @@ def run_load(target, args, use_perf):
     delivered = time.monotonic() - start
     cpu_after = cpu_by_process(target)
     ctx = switches.stop() if switches else None
+    if profiler:
+        profiler.stop()
 
     split = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)
              for name in set(cpu_before) | set(cpu_after)}
@@ -295,7 +318,7 @@ def print_run(name, result, args):
              result["pss_session"]))
     split = ", ".join("%s %.2f s" % (k, v) for k, v in
                       sorted(result["split"].items(), key=lambda kv: -kv[1]) if v > 0)
-    print("  CPU by process (exited children count under master+reaped): %s" % split)
+    print("  CPU by process: %s" % split)
 
 
 ROWS = [
@@ -337,6 +360,9 @@ def parse_args():
                         help="repetitions, median reported (default 3 with --compare, else 1)")
     parser.add_argument("--no-perf", action="store_true",
                         help="do not attach perf stat for context switches")
+    parser.add_argument("--perf-record", metavar="PREFIX",
+                        help="record a CPU profile of each MTA during the load into "
+                        "PREFIX-postern.data (and PREFIX-postfix.data) with perf record")
     return parser.parse_args()
 
 
