@@ -63,6 +63,7 @@ const struct config_param config_params[] = {
 	{"smtpd_client_restrictions", ""},
 	{"smtpd_helo_restrictions", ""},
 	{"smtpd_sender_restrictions", ""},
+	{"smtpd_sender_login_maps", ""},
 	{"smtpd_forbid_bare_newline", "yes"},
 	{"smtpd_peername_lookup", "yes"},
 	{"smtpd_process_count", "0"},

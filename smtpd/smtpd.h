@@ -182,11 +182,25 @@ enum smtpd_policy_result {
 struct smtpd_session;
 
 /*
- * Parses smtpd_relay_restrictions and smtpd_recipient_restrictions.
- * Exits (log_fatal) on an unknown restriction name, naming it and the
- * parameter, and when neither list can ever refuse relaying.
+ * Parses the smtpd_client, helo, sender, relay and recipient
+ * restriction lists and opens their tables. Exits (log_fatal) on an
+ * unknown restriction name, naming it and the parameter, on a table
+ * that cannot be opened, and when neither the relay nor the recipient
+ * list can ever refuse relaying.
  */
 void smtpd_policy_init(void);
+
+/* A parsed restriction list; its param field names the parameter. */
+struct smtpd_restriction_list;
+
+/*
+ * Parses value into list (whose param is set) and opens the table after
+ * each check_*_access. Returns 0, or -1 with a message naming the
+ * parameter and the bad item in *err_out (caller frees).
+ */
+int smtpd_restrictions_parse(struct smtpd_restriction_list *list,
+    const char *value, char **err_out);
+void smtpd_restrictions_free(struct smtpd_restriction_list *list);
 
 /*
  * Evaluates the relay restrictions, then the recipient restrictions, for
