@@ -45,6 +45,8 @@ unsigned smtp_ehlo_parse(const struct smtp_reply *r,
 				caps |= SMTP_CAP_8BITMIME;
 			else if (strcasecmp(word, "ENHANCEDSTATUSCODES") == 0)
 				caps |= SMTP_CAP_ENHANCEDSTATUSCODES;
+			else if (strcasecmp(word, "STARTTLS") == 0)
+				caps |= SMTP_CAP_STARTTLS;
 			else if (strcasecmp(word, "SIZE") == 0) {
 				caps |= SMTP_CAP_SIZE;
 				/* "SIZE" alone or "SIZE 0" means no fixed limit
@@ -150,7 +152,20 @@ static enum session_outcome session_helo(struct smtp_agent *agent,
 	return r->code >= 500 ? SESSION_FINAL : SESSION_RETRY;
 }
 
-/* Reads the greeting, then sends EHLO or HELO. */
+/* Sends STARTTLS when the TLS policy calls for it, then EHLO again. */
+static enum session_outcome session_tls(struct smtp_agent *agent,
+    struct smtp_conn *c, struct smtp_request *req, struct smtp_reply *r)
+{
+	int rc = smtp_tls_starttls(agent, c, req);
+
+	if (rc < 0)
+		return SESSION_RETRY;
+	if (rc == 0)
+		return SESSION_READY;
+	return session_helo(agent, c, req, r);
+}
+
+/* Reads the greeting, then sends EHLO or HELO, and STARTTLS. */
 static enum session_outcome session_greet(struct smtp_agent *agent,
     struct smtp_conn *c, struct smtp_request *req)
 {
@@ -168,6 +183,8 @@ static enum session_outcome session_greet(struct smtp_agent *agent,
 		outcome = r.code >= 500 ? SESSION_FINAL : SESSION_RETRY;
 	} else {
 		outcome = session_helo(agent, c, req, &r);
+		if (outcome == SESSION_READY)
+			outcome = session_tls(agent, c, req, &r);
 	}
 	smtp_reply_free(&r);
 	return outcome;

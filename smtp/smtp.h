@@ -9,7 +9,8 @@
  *
  * Parts: main.c (service loop and connection cache), request.c (request
  * and reply), result.c (per-recipient results), nexthop.c (next hop syntax and address lookup), session.c
- * (connect, greeting, EHLO, RSET, QUIT), transaction.c (MAIL, RCPT, DATA),
+ * (connect, greeting, EHLO, RSET, QUIT), tls.c (STARTTLS),
+ * transaction.c (MAIL, RCPT, DATA),
  * body.c (message encoding for DATA), reply.c (server replies).
  */
 #ifndef POSTERN_SMTP_H
@@ -122,6 +123,7 @@ enum smtp_io_error {
 #define SMTP_CAP_SIZE 0x02
 #define SMTP_CAP_8BITMIME 0x04
 #define SMTP_CAP_ENHANCEDSTATUSCODES 0x08
+#define SMTP_CAP_STARTTLS 0x10
 
 /* An open SMTP session with one server address. */
 struct smtp_conn {
@@ -138,6 +140,7 @@ struct smtp_conn {
 	enum smtp_io_error io_error;
 	char io_detail[128];  /* errno text or parse error of the failure */
 	long long idle_since_ms;         /* iox_now_ms() when cached */
+	char tls[200];        /* "TLSv1.3 with cipher ...", "" without TLS */
 };
 
 /*
@@ -232,6 +235,18 @@ struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
 int smtp_session_reset(struct smtp_agent *agent, struct smtp_conn *c);
 /* Sends QUIT (ignoring the outcome) and frees the session. */
 void smtp_session_quit(struct smtp_agent *agent, struct smtp_conn **c);
+
+/*
+ * tls.c: after EHLO, sends STARTTLS when the TLS policy of the next hop
+ * (smtp_tls_policy_maps, smtp_tls_security_level) calls for it and hands
+ * the socket to tlsproxy. Returns 1 when TLS is on (c->fd is the
+ * plaintext connection and the caller sends EHLO again), 0 to go on
+ * without TLS, -1 after deferring every recipient without a result
+ * (TLS required but not offered or refused, or the handshake or the
+ * certificate check failed). Blocks for up to tlsproxy_timeout.
+ */
+int smtp_tls_starttls(struct smtp_agent *agent, struct smtp_conn *c,
+    struct smtp_request *req);
 
 /*
  * Runs MAIL, RCPT and DATA for req on c. Returns 1 when the session is

@@ -5,7 +5,7 @@ TESTS += tests/unit/test_smtp_reply tests/unit/test_smtp_nexthop \
 	tests/unit/test_smtp_body
 tests_unit_test_smtp_reply_SOURCES = tests/unit/test_smtp_reply.c \
 	smtp/reply.c smtp/session.c smtp/nexthop.c smtp/result.c \
-	smtp/smtp.h
+	smtp/tls.c smtp/smtp.h
 tests_unit_test_smtp_reply_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/smtp
 tests_unit_test_smtp_reply_LDADD = $(TEST_LDADD)
 tests_unit_test_smtp_nexthop_SOURCES = tests/unit/test_smtp_nexthop.c \
