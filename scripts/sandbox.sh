@@ -1,11 +1,13 @@
 #!/bin/sh
 # Builds Postern and runs it in the foreground on a self-contained sandbox
 # instance under ./sandbox: SMTP on 127.0.0.1:2525, submission on
-# 127.0.0.1:2587, local domain example.test delivering into Maildirs in
-# ./sandbox/mail. Ctrl-C stops it. The sandbox keeps its queue and mail
-# between runs; remove ./sandbox to start afresh.
-# Environment: POSTERN_SANDBOX (directory), POSTERN_SMTP_PORT and
-# POSTERN_SUBMISSION_PORT (to run beside another instance).
+# 127.0.0.1:2587, both offering STARTTLS, implicit TLS on 127.0.0.1:2465,
+# local domain example.test delivering into Maildirs in ./sandbox/mail.
+# Ctrl-C stops it. The sandbox keeps its queue, mail and test
+# certificates between runs; remove ./sandbox to start afresh.
+# Environment: POSTERN_SANDBOX (directory), POSTERN_SMTP_PORT,
+# POSTERN_SUBMISSION_PORT and POSTERN_SMTPS_PORT (to run beside another
+# instance).
 # Exits with master's exit status, 0 after Ctrl-C.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +16,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 sandbox=${POSTERN_SANDBOX:-$top/sandbox}
 smtp_port=${POSTERN_SMTP_PORT:-2525}
 submission_port=${POSTERN_SUBMISSION_PORT:-2587}
+smtps_port=${POSTERN_SMTPS_PORT:-2465}
 etc=$sandbox/etc
 mkdir -p "$etc" "$sandbox/libexec" "$sandbox/mail"
 chmod 755 "$sandbox"
@@ -41,7 +44,14 @@ if [ "$(id -u)" -eq 0 ] &&
 	exit 1
 fi
 
-for program in master smtpd qmgr local smtp; do
+# Test certificates, made once: a root CA, an intermediate CA and server
+# certificates for mail.example.test (scripts/make-test-certs.sh).
+certs=$sandbox/certs
+if [ ! -f "$certs/server-chain.pem" ]; then
+	DAYS=365 "$top/scripts/make-test-certs.sh" "$certs" mail.example.test >/dev/null
+fi
+
+for program in master smtpd qmgr local smtp tlsproxy; do
 	ln -sf "$top/$program/$program" "$sandbox/libexec/$program"
 done
 
@@ -63,6 +73,8 @@ daemon_directory = $sandbox/libexec
 mail_owner = $owner
 maillog_file = $sandbox/maillog
 smtpd_peername_lookup = no
+smtpd_tls_chain_files = $certs/server-chain.pem, $certs/server-ec-chain.pem
+smtpd_tls_security_level = may
 CF
 
 cat >"$etc/master.cf" <<CF
@@ -70,9 +82,12 @@ cat >"$etc/master.cf" <<CF
 127.0.0.1:$smtp_port inet n - n - - smtpd
 127.0.0.1:$submission_port inet n - n - - smtpd
   -o syslog_name=postern/submission
+127.0.0.1:$smtps_port inet n - n - - smtpd
+  -o syslog_name=postern/smtps -o smtpd_tls_wrappermode=yes
 qmgr unix n - n 300 1 qmgr
 local unix - n n - - local
 smtp unix - - n - - smtp
+tlsproxy unix - - n - 1 tlsproxy
 CF
 
 cat <<MSG
@@ -80,6 +95,11 @@ Postern sandbox in $sandbox (log: $sandbox/maillog, mail: $sandbox/mail/test/new
 Send a test mail from another terminal:
   swaks --server 127.0.0.1:$smtp_port --from you@example.org --to test@example.test
   curl --crlf --url smtp://127.0.0.1:$smtp_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
+With TLS, trusting only the sandbox root CA ($certs/ca.pem):
+  swaks --server 127.0.0.1:$submission_port --tls --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --from you@example.org --to test@example.test
+  swaks --server 127.0.0.1:$smtps_port --tlsc --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --from you@example.org --to test@example.test
+  curl --crlf --ssl-reqd --cacert $certs/ca.pem --connect-to mail.example.test:$submission_port:127.0.0.1:$submission_port --url smtp://mail.example.test:$submission_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
+  curl --crlf --cacert $certs/ca.pem --connect-to mail.example.test:$smtps_port:127.0.0.1:$smtps_port --url smtps://mail.example.test:$smtps_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
 Queue: $top/cli/postern -c $etc queue      Stop: Ctrl-C
 MSG
 
