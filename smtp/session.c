@@ -185,6 +185,9 @@ static enum session_outcome session_greet(struct smtp_agent *agent,
 		outcome = session_helo(agent, c, req, &r);
 		if (outcome == SESSION_READY)
 			outcome = session_tls(agent, c, req, &r);
+		if (outcome == SESSION_READY &&
+		    smtp_auth_login(agent, c, req, &r) < 0)
+			outcome = SESSION_FINAL;
 	}
 	smtp_reply_free(&r);
 	return outcome;

@@ -249,6 +249,18 @@ int smtp_tls_starttls(struct smtp_agent *agent, struct smtp_conn *c,
     struct smtp_request *req);
 
 /*
+ * auth.c: logs in to the server with AUTH when smtp_sasl_auth_enable is
+ * on, the EHLO reply ehlo offers AUTH and smtp_sasl_password_maps has
+ * credentials for the next hop (and, with smtp_sasl_tls_only, TLS is
+ * on). Returns 1 when logged in, 0 to go on without AUTH, -1 after
+ * setting a deferral on every recipient without a result (the server
+ * rejected the login, or the exchange failed); the caller then closes
+ * the session.
+ */
+int smtp_auth_login(struct smtp_agent *agent, struct smtp_conn *c,
+    struct smtp_request *req, const struct smtp_reply *ehlo);
+
+/*
  * Runs MAIL, RCPT and DATA for req on c. Returns 1 when the session is
  * still in a clean state for another transaction, 0 when it must be
  * closed without QUIT (an I/O failure, or a server left in DATA mode).
