@@ -97,14 +97,34 @@ static enum smtpd_policy_result check_permit_sasl_authenticated(
 	return req->sess->sasl_user ? SMTPD_POLICY_PERMIT : SMTPD_POLICY_DUNNO;
 }
 
+/* 1 when the local part of addr (internal form) routes the mail on by
+ * itself: "user%host", "host!user" or a quoted "user@host". */
+static int policy_sender_routed(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	size_t local_len = at ? (size_t)(at - addr) : strlen(addr);
+
+	for (size_t i = 0; i < local_len; i++)
+		if (addr[i] == '@' || addr[i] == '%' || addr[i] == '!')
+			return 1;
+	return 0;
+}
+
 static enum smtpd_policy_result check_reject_unauth_destination(
     const struct policy_request *req, char *reply, size_t reply_size)
 {
 	switch (req->res->addr_class) {
 	case ADDR_CLASS_LOCAL:
 	case ADDR_CLASS_VIRTUAL:
-	case ADDR_CLASS_RELAY:
 		return SMTPD_POLICY_DUNNO;
+	case ADDR_CLASS_RELAY:
+		/* The relay_domains host may honour the routing in the local
+		 * part and pass the mail to any domain, as Postfix assumes. */
+		if (!policy_sender_routed(req->rcpt))
+			return SMTPD_POLICY_DUNNO;
+		snprintf(reply, reply_size, "554 5.7.1 <%s>: Relay access denied",
+		    req->rcpt_text);
+		return SMTPD_POLICY_REJECT;
 	default:
 		snprintf(reply, reply_size, "554 5.7.1 <%s>: Relay access denied",
 		    req->rcpt_text);
