@@ -396,6 +396,17 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_info("lost connection after %s from %s[%s]",
 		    sess->last_command, sess->name ? sess->name : "unknown",
 		    sess->addr);
+
+	/* A client that shut down only its sending side still reads: it
+	 * must get the replies to what it sent, above all the 250 for a
+	 * message now queued, or it would send that message again. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    sess->state != SMTPD_STATE_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		sess->state = SMTPD_STATE_CLOSING;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
 	session_free(sess);
 }
 

@@ -132,6 +132,19 @@ class SmtpdEdgeTest(unittest.TestCase):
                 self.assertEqual(replies[4:], [reply, "221 2.0.0 Bye"])
         self.assertEqual(self.inst.messages("user01"), [])
 
+    def test_half_closed_client_gets_reply(self):
+        # The client sends a whole transaction, then shuts down its
+        # sending side without QUIT and waits for the replies.
+        sock = self.connect()
+        sock.sendall(TRANSACTION.replace(b"alice", b"user02")
+                     + b"Subject: half\r\n\r\nbody\r\n.\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        replies = [line for line in read_until_closed(sock).split(b"\r\n")
+                   if line[3:4] == b" "]
+        self.assertEqual(len(replies), 5, replies)
+        self.assertTrue(replies[4].startswith(b"250 2.0.0 Ok: queued as "), replies)
+        self.assertEqual(len(self.inst.wait_for_messages("user02", 1)), 1)
+
     def test_client_vanishes_mid_data(self):
         for linger in (False, True):
             with self.subTest(reset=linger):
