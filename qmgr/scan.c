@@ -145,7 +145,10 @@ void qmgr_scan_recover(void)
 		return;
 	}
 	while ((de = readdir(dir)) != NULL) {
-		char from[64], to[64];
+		/* Sized for any d_name, although qid_valid() allows only
+		 * queue IDs, so that the compiler sees no truncation. */
+		char from[sizeof(QDIR_ACTIVE) + sizeof(de->d_name)];
+		char to[sizeof(QDIR_INCOMING) + sizeof(de->d_name)];
 
 		if (de->d_name[0] == '.' || !qid_valid(de->d_name))
 			continue;
