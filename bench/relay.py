@@ -14,7 +14,7 @@ mail to smtp-sink, drives it with smtp-source, and prints for each:
     counts children that exit; omitted when perf does not work),
   - PSS per idle SMTP session: the total PSS of all the MTA's processes
     (/proc/PID/smaps_rollup) before and after opening idle sessions, divided
-    by their number. Postfix runs one smtpd process per session, so its
+    by their number, repeated when a process exited in between. Postfix runs one smtpd process per session, so its
     default_process_limit is raised to 300 (postconf + postfix reload) for
     this step only.
 smtp-source, smtp-sink and Postfix come with Debian's postfix package.
@@ -140,14 +140,15 @@ def pss_kib(pid):
     return int(match.group(1))
 
 
-def total_pss_kib(target):
-    total = 0
+def pss_by_pid(target):
+    """Return pid -> PSS KiB of master and its children."""
+    result = {}
     for pid in [target.master_pid] + all_children(target):
         try:
-            total += pss_kib(pid)
+            result[pid] = pss_kib(pid)
         except OSError:
             pass
-    return total
+    return result
 
 
 def all_children(target):
@@ -236,10 +237,27 @@ class Profiler:
         self.proc.wait(timeout=60)
 
 
-def measure_idle_sessions(target, count):
-    """Return total PSS KiB before and after opening count idle sessions."""
+def measure_idle_sessions(target, count, attempts=3):
+    """Return total PSS KiB before and after opening count idle sessions.
+
+    A process that exits between the two readings (a delivery agent that
+    reached its idle time) would make the difference wrong, so such a
+    reading is repeated, up to attempts times.
+    """
     target.prepare_idle()
-    before = total_pss_kib(target)
+    for attempt in range(attempts):
+        before = pss_by_pid(target)
+        after = open_idle_sessions(target, count)
+        if set(before) <= set(after):
+            break
+        print("bench: %s: a process exited while measuring idle sessions, retrying"
+              % target.name)
+        time.sleep(1)
+    return sum(before.values()), sum(after.values())
+
+
+def open_idle_sessions(target, count):
+    """Open count sessions, wait for each banner, and return pss_by_pid()."""
     socks = []
     try:
         for _ in range(count):
@@ -250,11 +268,10 @@ def measure_idle_sessions(target, count):
                 raise RuntimeError("session %d: expected a 220 banner, got %r"
                                    % (len(socks), banner[:80]))
         time.sleep(1)
-        after = total_pss_kib(target)
+        return pss_by_pid(target)
     finally:
         for sock in socks:
             sock.close()
-    return before, after
 
 
 def run_load(target, args, use_perf):
