@@ -51,7 +51,31 @@ if [ ! -f "$certs/server-chain.pem" ]; then
 	DAYS=365 "$top/scripts/make-test-certs.sh" "$certs" mail.example.test >/dev/null
 fi
 
-for program in master smtpd qmgr local smtp tlsproxy; do
+# SMTP AUTH: the user test@example.test with a random password, made
+# once, in the sandbox's own sasldb, which only authd's user may read.
+sasl_data=$sandbox/sasl-data
+sasl_password_file=$sasl_data/test-password
+if [ ! -f "$sasl_data/sasldb2" ]; then
+	mkdir -p "$sasl_data"
+	head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$sasl_password_file"
+	saslpasswd2 -c -p -f "$sasl_data/sasldb2" -u example.test test \
+		<"$sasl_password_file"
+	chmod 600 "$sasl_data/sasldb2" "$sasl_password_file"
+	chmod 700 "$sasl_data"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown postern-auth: "$sasl_data" "$sasl_data/sasldb2"
+	fi
+fi
+sasl_password=$(cat "$sasl_password_file")
+mkdir -p "$etc/sasl"
+cat >"$etc/sasl/smtpd.conf" <<CF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $sasl_data/sasldb2
+mech_list: PLAIN LOGIN
+CF
+
+for program in master smtpd qmgr local smtp tlsproxy authd; do
 	ln -sf "$top/$program/$program" "$sandbox/libexec/$program"
 done
 
@@ -75,6 +99,8 @@ maillog_file = $sandbox/maillog
 smtpd_peername_lookup = no
 smtpd_tls_chain_files = $certs/server-chain.pem, $certs/server-ec-chain.pem
 smtpd_tls_security_level = may
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_local_domain = example.test
 CF
 
 cat >"$etc/master.cf" <<CF
@@ -88,6 +114,7 @@ qmgr unix n - n 300 1 qmgr
 local unix - n n - - local
 smtp unix - - n - - smtp
 tlsproxy unix - - n - 1 tlsproxy
+authd unix - - n - 1 authd
 CF
 
 cat <<MSG
@@ -100,6 +127,11 @@ With TLS, trusting only the sandbox root CA ($certs/ca.pem):
   swaks --server 127.0.0.1:$smtps_port --tlsc --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --from you@example.org --to test@example.test
   curl --crlf --ssl-reqd --cacert $certs/ca.pem --connect-to mail.example.test:$submission_port:127.0.0.1:$submission_port --url smtp://mail.example.test:$submission_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
   curl --crlf --cacert $certs/ca.pem --connect-to mail.example.test:$smtps_port:127.0.0.1:$smtps_port --url smtps://mail.example.test:$smtps_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
+With AUTH (after TLS) as user test, password $sasl_password
+(SASL configuration: $etc/sasl/smtpd.conf, sasldb: $sasl_data/sasldb2):
+  swaks --server 127.0.0.1:$submission_port --tls --auth PLAIN --auth-user test --auth-password '$sasl_password' --from test@example.test --to test@example.test
+  swaks --server 127.0.0.1:$smtps_port --tlsc --auth LOGIN --auth-user test --auth-password '$sasl_password' --from test@example.test --to test@example.test
+  curl --crlf --ssl-reqd -k --user 'test:$sasl_password' --url smtp://127.0.0.1:$submission_port --mail-from test@example.test --mail-rcpt test@example.test -T /etc/hostname
 Queue: $top/cli/postern -c $etc queue      Stop: Ctrl-C
 MSG
 
