@@ -54,6 +54,7 @@ const struct config_param config_params[] = {
 	{"smtpd_banner", "$myhostname ESMTP $mail_name"},
 	{"smtpd_timeout", "300s"},
 	{"smtpd_recipient_limit", "1000"},
+	{"smtpd_recipient_overshoot_limit", "1000"},
 	{"smtpd_hard_error_limit", "20"},
 	{"smtpd_soft_error_limit", "10"},
 	{"smtpd_client_connection_limit", "10000"},

@@ -26,6 +26,7 @@
 enum cmd_result {
 	CMD_OK,      /* success: counted as such */
 	CMD_FAILED,  /* error reply sent: counts toward the error limit */
+	CMD_REJECTED, /* error reply sent, not counted: the client did no wrong */
 	CMD_LATER    /* the outcome is counted when it is known (DATA) */
 };
 
@@ -137,6 +138,7 @@ static enum cmd_result cmd_mail(struct smtpd_session *sess, const char *args)
 	}
 
 	sess->env = qenv_new();
+	sess->rcpt_overshoot = 0;
 	sess->env->sender = sender;
 	sess->mail = xmalloc(sizeof(*sess->mail));
 	*sess->mail = params;
@@ -238,9 +240,15 @@ static enum cmd_result cmd_rcpt(struct smtpd_session *sess, const char *args)
 	    reply, sizeof(reply)) < 0)
 		goto reject;
 	if (sess->env->nrcpt >= (size_t)smtpd_settings.recipient_limit) {
-		snprintf(reply, sizeof(reply),
-		    "452 4.5.3 Error: too many recipients");
-		goto reject;
+		/* RFC 5321 4.5.3.1.10: a client that pipelines more
+		 * recipients than the limit sends DATA for those accepted, so
+		 * these 452 replies must not end the session. */
+		free(rcpt);
+		smtpd_reply(sess, "452 4.5.3 Error: too many recipients");
+		if (sess->rcpt_overshoot++ <
+		    smtpd_settings.recipient_overshoot_limit)
+			return CMD_REJECTED;
+		return CMD_FAILED;
 	}
 	if (rcpt_check(sess, rcpt, &res, reply, sizeof(reply)) < 0) {
 		log_rcpt_reject(sess, reply, rcpt);

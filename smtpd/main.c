@@ -103,16 +103,20 @@ static void settings_load(void)
 	s->line_length_limit = (size_t)line_limit;
 	s->timeout = config_time("smtpd_timeout");
 	s->recipient_limit = config_int("smtpd_recipient_limit");
+	s->recipient_overshoot_limit =
+	    config_int("smtpd_recipient_overshoot_limit");
 	s->hard_error_limit = config_int("smtpd_hard_error_limit");
 	s->connection_limit = config_int("smtpd_client_connection_limit");
 	s->normalize_bare_newline = bare_newline_setting();
 	s->peername_lookup = config_bool("smtpd_peername_lookup");
 	s->disable_vrfy = config_bool("disable_vrfy_command");
 	if (s->message_size_limit < 0 || s->header_size_limit < 0 ||
+	    s->recipient_overshoot_limit < 0 ||
 	    s->timeout <= 0 || s->recipient_limit <= 0 ||
 	    s->hard_error_limit <= 0 || s->connection_limit <= 0)
-		log_fatal("invalid smtpd limits: message_size_limit and "
-		    "header_size_limit must be 0 or more; smtpd_timeout, "
+		log_fatal("invalid smtpd limits: message_size_limit, "
+		    "header_size_limit and smtpd_recipient_overshoot_limit "
+		    "must be 0 or more; smtpd_timeout, "
 		    "smtpd_recipient_limit, smtpd_hard_error_limit and "
 		    "smtpd_client_connection_limit must be positive");
 	s->mynetworks = cidr_list_parse(config_str("mynetworks"), &err);

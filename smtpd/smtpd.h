@@ -40,6 +40,7 @@ struct smtpd_settings {
 	size_t line_length_limit;  /* bytes of one command line */
 	long timeout;              /* seconds of client silence */
 	long recipient_limit;
+	long recipient_overshoot_limit; /* 452 replies before they count as errors */
 	long hard_error_limit;
 	long connection_limit;
 	int normalize_bare_newline; /* 1: treat bare CR/LF as line ends */
@@ -275,6 +276,7 @@ struct smtpd_session {
 	int esmtp;                         /* 1 after EHLO, 0 after HELO */
 	int skipping_line;                 /* dropping an over-long line */
 	int errors;
+	long rcpt_overshoot;               /* RCPTs over the limit, this transaction */
 	int quit_seen;
 	int stop_reply_sent;               /* 421 for shutdown already sent */
 	const char *last_command;          /* for "lost connection after X" */

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Instance  # noqa: E402
 
 SIZE_LIMIT = 1000
+RCPT_LIMIT = 5
 TRANSACTION = (b"EHLO client.test\r\nMAIL FROM:<s@client.test>\r\n"
                b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
 
@@ -47,10 +48,12 @@ class SmtpdEdgeTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        users = ["alice"] + ["user%02d" % i for i in range(10)]
+        users = (["alice"] + ["user%02d" % i for i in range(10)]
+                 + ["rcpt%d" % i for i in range(RCPT_LIMIT)])
         cls.inst = Instance(users=users, main_cf={
             "relay_domains": "relay.test",
             "message_size_limit": str(SIZE_LIMIT),
+            "smtpd_recipient_limit": str(RCPT_LIMIT),
         })
         cls.inst.start()
 
@@ -185,6 +188,26 @@ class SmtpdEdgeTest(unittest.TestCase):
         replies = read_replies(sock, 6)
         self.assertTrue(replies[4].startswith("250 2.0.0 Ok: queued as "), replies)
         self.assertEqual(len(self.inst.wait_for_messages("user05", 1)), 1)
+
+    def test_recipients_over_limit_keep_session(self):
+        # More 452 replies than smtpd_hard_error_limit (20): the message
+        # still goes to the recipients accepted before the limit.
+        accepted = [b"rcpt%d@example.test" % i for i in range(RCPT_LIMIT)]
+        over = [b"alice@example.test"] * 25
+        count = len(accepted) + len(over)
+        sock = self.connect()
+        sock.sendall(b"EHLO client.test\r\nMAIL FROM:<s@client.test>\r\n"
+                     + b"".join(b"RCPT TO:<%s>\r\n" % a for a in accepted + over)
+                     + b"DATA\r\nSubject: many\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        replies = read_replies(sock, count + 5)
+        self.assertEqual(replies[2:2 + RCPT_LIMIT], ["250 2.1.5 Ok"] * RCPT_LIMIT)
+        self.assertEqual(replies[2 + RCPT_LIMIT:2 + count],
+                         ["452 4.5.3 Error: too many recipients"] * len(over))
+        self.assertEqual(replies[2 + count], "354 End data with <CR><LF>.<CR><LF>")
+        self.assertTrue(replies[3 + count].startswith("250 2.0.0 Ok: queued as "),
+                        replies[3 + count:])
+        for i in range(RCPT_LIMIT):
+            self.assertEqual(len(self.inst.wait_for_messages("rcpt%d" % i, 1)), 1)
 
     def test_commands_after_quit_ignored(self):
         sock = self.connect()
