@@ -245,6 +245,7 @@ def measure_idle_sessions(target, count, attempts=3):
     reading is repeated, up to attempts times.
     """
     target.prepare_idle()
+    time.sleep(1)  # let the processes release what the load left behind
     for attempt in range(attempts):
         before = pss_by_pid(target)
         after = open_idle_sessions(target, count)
