@@ -105,7 +105,8 @@ char **access_client_keys(const char *name, const char *addr)
 	return keys_finish(&k);
 }
 
-/* 1 when s starts with "C.D.D" where C is cls: an RFC 3463 code. */
+/* Length of the RFC 3463 code "C.D.D" of class cls at the start of s,
+ * or 0 when s does not start with one. */
 static size_t enhanced_code_len(const char *s, char cls)
 {
 	size_t n = 0;
@@ -175,6 +176,16 @@ int access_parse_result(const char *value, const char *prefix,
 	while (*value == ' ' || *value == '\t')
 		value++;
 	digits = strspn(value, "0123456789");
+	/* A 4NN or 5NN reply, also without text, before the rule that any
+	 * other number permits. */
+	if (digits == 3 && (value[0] == '4' || value[0] == '5') &&
+	    (value[3] == ' ' || value[3] == '\t' || value[3] == '\0')) {
+		reply_format(reply, reply_size, value, value + 3,
+		    "Access denied", prefix);
+		*result_out = value[0] == '4' ? SMTPD_POLICY_DEFER :
+		    SMTPD_POLICY_REJECT;
+		return 0;
+	}
 	if (word_is(value, "OK", &rest) ||
 	    (digits > 0 && value[digits] == '\0')) {
 		*result_out = SMTPD_POLICY_PERMIT;
@@ -194,14 +205,6 @@ int access_parse_result(const char *value, const char *prefix,
 		reply_format(reply, reply_size, "450", rest, "Try again later",
 		    prefix);
 		*result_out = SMTPD_POLICY_DEFER;
-		return 0;
-	}
-	if (digits == 3 && (value[0] == '4' || value[0] == '5') &&
-	    (value[3] == ' ' || value[3] == '\t' || value[3] == '\0')) {
-		reply_format(reply, reply_size, value, value + 3,
-		    "Access denied", prefix);
-		*result_out = value[0] == '4' ? SMTPD_POLICY_DEFER :
-		    SMTPD_POLICY_REJECT;
 		return 0;
 	}
 	snprintf(reply, reply_size, "451 4.3.5 Server configuration error");

@@ -32,18 +32,6 @@ struct restriction {
 	int takes_table;   /* 1 when the next item names its table */
 };
 
-struct restriction_item {
-	const struct restriction *r;
-	struct maplist *table;     /* for takes_table, else NULL */
-};
-
-struct smtpd_restriction_list {
-	const char *param;
-	enum policy_subject subject;  /* what the list's "reject" names */
-	struct restriction_item *items;
-	size_t count;
-};
-
 static struct smtpd_restriction_list client_list = {
 	.param = "smtpd_client_restrictions",
 	.subject = POLICY_SUBJECT_CLIENT};
@@ -185,6 +173,11 @@ static const struct restriction *restriction_find(const char *name)
 		if (strcasecmp(r->name, name) == 0)
 			return r;
 	return NULL;
+}
+
+const char *policy_item_name(const struct restriction_item *item)
+{
+	return item->r->name;
 }
 
 /* Appends the names of every restriction to out, for error messages. */

@@ -33,6 +33,24 @@ struct policy_request {
 	struct maplist *table;           /* check_*_access: its table */
 };
 
+struct restriction;
+
+/* One entry of a parsed list. */
+struct restriction_item {
+	const struct restriction *r;
+	struct maplist *table;     /* for check_*_access, else NULL */
+};
+
+struct smtpd_restriction_list {
+	const char *param;
+	enum policy_subject subject;  /* what the list's "reject" names */
+	struct restriction_item *items;
+	size_t count;
+};
+
+/* The restriction name of a list entry, as spelled in the table. */
+const char *policy_item_name(const struct restriction_item *item);
+
 typedef enum smtpd_policy_result (*restriction_fn)(
     const struct policy_request *req, char *reply, size_t reply_size);
 
@@ -69,8 +87,8 @@ void restriction_login_maps_init(void);
 /* ---- access.c: access tables (pure functions for the unit tests). */
 
 /*
- * Turns an access table value into a decision. "OK" or a number of
- * digits permit; "DUNNO" gives DUNNO; "REJECT [text]", "DEFER [text]"
+ * Turns an access table value into a decision. "OK" or a number
+ * (other than a 4NN or 5NN code) permits; "DUNNO" gives DUNNO; "REJECT [text]", "DEFER [text]"
  * and "4NN text" or "5NN text" (an optional X.Y.Z enhanced code of the
  * same class after the number) reject or defer with the reply
  * "NNN X.Y.Z <prefix>: text" in reply, where prefix is for example

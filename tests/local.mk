@@ -10,4 +10,5 @@ include $(srcdir)/tests/unit/agents.mk
 include $(srcdir)/tests/unit/smtp.mk
 include $(srcdir)/tests/unit/tls.mk
 include $(srcdir)/tests/unit/auth.mk
+include $(srcdir)/tests/unit/policy.mk
 EXTRA_DIST += tests/unit/testlib.h tests/run tests/e2e
