@@ -215,6 +215,16 @@ static int rcpt_check(struct smtpd_session *sess, const char *rcpt,
 	return 0;
 }
 
+/* 1 when addr is already a recipient of env. Letter case is ignored,
+ * as the lookup tables ignore it when they find the mailbox. */
+static int envelope_has_rcpt(const struct qenv *env, const char *addr)
+{
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (strcasecmp(env->rcpt[i].addr, addr) == 0)
+			return 1;
+	return 0;
+}
+
 static enum cmd_result cmd_rcpt(struct smtpd_session *sess, const char *args)
 {
 	struct smtpd_rcpt_params params;
@@ -255,8 +265,10 @@ static enum cmd_result cmd_rcpt(struct smtpd_session *sess, const char *args)
 		goto reject;
 	}
 
-	qenv_add_rcpt(sess->env, res.recipient,
-	    params.orcpt[0] ? params.orcpt : NULL, params.notify);
+	/* A repeated recipient gets 250 but one copy of the message. */
+	if (!envelope_has_rcpt(sess->env, res.recipient))
+		qenv_add_rcpt(sess->env, res.recipient,
+		    params.orcpt[0] ? params.orcpt : NULL, params.notify);
 	free(rcpt);
 	smtpd_reply(sess, "250 2.1.5 Ok");
 	return CMD_OK;

@@ -82,6 +82,14 @@ class SmtpdEdgeTest(unittest.TestCase):
         names = os.listdir(os.path.join(self.inst.queue_dir, "incoming"))
         return [name for name in names if not name.startswith(".")]
 
+    def wait_until_removed(self, queue_id, timeout=20):
+        """Wait until qmgr logs that it removed the queue file."""
+        deadline = time.monotonic() + timeout
+        while "%s: removed" % queue_id not in self.inst.log_text():
+            if time.monotonic() > deadline:
+                self.fail("%s not removed after %s s" % (queue_id, timeout))
+            time.sleep(0.05)
+
     def test_relay_domain_routed_local_part_denied(self):
         # The relay_domains host may act on "%", "!" or a quoted "@" in
         # the local part and send the mail anywhere.
@@ -208,6 +216,21 @@ class SmtpdEdgeTest(unittest.TestCase):
                         replies[3 + count:])
         for i in range(RCPT_LIMIT):
             self.assertEqual(len(self.inst.wait_for_messages("rcpt%d" % i, 1)), 1)
+
+    def test_repeated_recipient_gets_one_copy(self):
+        sock = self.connect()
+        sock.sendall(b"EHLO client.test\r\nMAIL FROM:<s@client.test>\r\n"
+                     b"RCPT TO:<user07@example.test>\r\n"
+                     b"RCPT TO:<user07@example.test>\r\n"
+                     b"RCPT TO:<USER07@Example.Test>\r\n"
+                     b"RCPT TO:<user08@example.test>\r\n"
+                     b"DATA\r\nSubject: twice\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        replies = read_replies(sock, 9)
+        self.assertEqual(replies[2:6], ["250 2.1.5 Ok"] * 4)
+        self.assertTrue(replies[7].startswith("250 2.0.0 Ok: queued as "), replies)
+        self.wait_until_removed(replies[7].split()[-1])
+        self.assertEqual(len(self.inst.messages("user07")), 1)
+        self.assertEqual(len(self.inst.messages("user08")), 1)
 
     def test_commands_after_quit_ignored(self):
         sock = self.connect()
