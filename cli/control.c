@@ -21,6 +21,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "mastercf.h"
 #include "qfile.h"
 #include "sbuf.h"
 
@@ -251,10 +252,36 @@ int cmd_stop(int argc, char **argv)
 	return 1;
 }
 
+/* Parses master.cf as master will. Returns 0, or -1 after printing why
+ * master would reject it. */
+static int control_check_mastercf(void)
+{
+	char *path = xasprintf("%s/master.cf", config_str("config_directory"));
+	struct mastercf_entry *entries = NULL;
+	size_t count = 0;
+	char *err = NULL;
+	int rc = mastercf_load(path, &entries, &count, &err);
+
+	if (rc < 0) {
+		fprintf(stderr, "postern: reload not sent: %s; the running "
+		    "services stay as they are\n", err);
+		free(err);
+	} else {
+		mastercf_free(&entries, count);
+	}
+	free(path);
+	return rc;
+}
+
 int cmd_reload(int argc, char **argv)
 {
 	if (control_no_args(argc, argv) < 0)
 		return 2;
+
+	/* master would log the same error and keep running, but the
+	 * operator who runs reload should see it. */
+	if (control_check_mastercf() < 0)
+		return 1;
 
 	pid_t pid = control_signal_master(SIGHUP);
 
