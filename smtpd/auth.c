@@ -1,7 +1,7 @@
 /*
  * SMTP AUTH (RFC 4954). smtpd checks the command and its syntax itself
- * and passes the SASL exchange to authd (authd_conn.c), which holds the
- * password database. While authd works on a request the session waits in
+ * and passes the SASL exchange to authd (authd_conn.c), the only
+ * process that reads the password database. While authd works on a request the session waits in
  * SMTPD_STATE_AUTH with reading disabled, and other sessions go on.
  *
  * AUTH payloads are never logged: a log line names the mechanism, the

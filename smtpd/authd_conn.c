@@ -4,9 +4,10 @@
  * matched to their replies by session id (lib/authd_client.h).
  *
  * The connection is opened on the first request and reopened after it
- * is lost. master holds authd's listening socket, so a connect succeeds
- * even while authd restarts; the request then waits in the backlog, and
- * the per-request timer turns a long wait into a temporary failure.
+ * is lost. master keeps authd's listening socket open, so a connect
+ * succeeds even while authd restarts. The request then waits in the
+ * backlog, and the per-request timer turns a long wait into a temporary
+ * failure.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,9 +27,9 @@
 #include "sbuf.h"
 #include "smtpd.h"
 
-/* Seconds smtpd waits for one reply of authd. authd answers a failed
- * login only after its failure delay, authd_failure_delay times the
- * failures counted, so this stays well above a few of those. */
+/* Seconds smtpd waits for one reply of authd. authd replies to a failed
+ * login only after authd_failure_delay times the failures counted, so
+ * this limit stays well above a few such delays. */
 #define AUTHD_REPLY_TIMEOUT_SEC 30
 
 struct smtpd_authd_call {

@@ -13,7 +13,8 @@
 
 struct maplist;
 
-/* What a list's own "reject" refers to, e.g. "<addr>: Sender address". */
+/* The subject that a list's own "reject" names, e.g. "<addr>: Sender
+ * address". */
 enum policy_subject {
 	POLICY_SUBJECT_CLIENT,
 	POLICY_SUBJECT_HELO,
@@ -88,11 +89,11 @@ void restriction_login_maps_init(void);
 
 /*
  * Turns an access table value into a decision. "OK" or a number
- * (other than a 4NN or 5NN code) permits; "DUNNO" gives DUNNO; "REJECT [text]", "DEFER [text]"
- * and "4NN text" or "5NN text" (an optional X.Y.Z enhanced code of the
- * same class after the number) reject or defer with the reply
- * "NNN X.Y.Z <prefix>: text" in reply, where prefix is for example
- * "<a@b>: Sender address rejected". Any other value defers with 451
+ * (other than a 4NN or 5NN code) permits, and "DUNNO" gives DUNNO.
+ * "REJECT [text]", "DEFER [text]", "4NN text" and "5NN text" reject or
+ * defer. A number may be followed by an X.Y.Z enhanced code of the same
+ * class. The reply "NNN X.Y.Z <prefix>: text" goes into reply, where
+ * prefix is for example "<a@b>: Sender address rejected". Any other value defers with 451
  * 4.3.5 and returns -1 so the caller can log the configuration error.
  */
 int access_parse_result(const char *value, const char *prefix,

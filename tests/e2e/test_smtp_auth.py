@@ -244,7 +244,7 @@ class SmtpAuthTest(unittest.TestCase):
         self.assertEqual(client.docmd("AUTH", "NTLM")[0], 504)
         # "=" is an empty initial response, which PLAIN cannot accept.
         self.assertEqual(client.docmd("AUTH", "PLAIN =")[0], 535)
-        # Without an initial response the server asks with an empty 334.
+        # Without an initial response the server sends an empty 334.
         self.assertEqual(client.docmd("AUTH", "PLAIN"), (334, b""))
         self.assertEqual(client.docmd(plain("alice", PASSWORD))[0], 235)
         self.assertEqual(client.docmd("AUTH", "PLAIN " + plain("alice", PASSWORD)),
