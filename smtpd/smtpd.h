@@ -9,7 +9,9 @@
  *   commands.c  the SMTP commands and their replies
  *   params.c    command-line and ESMTP parameter parsing (no I/O)
  *   data.c      the DATA byte state machine (no I/O)
- *   policy.c    restriction lists evaluated at RCPT
+ *   policy.c    restriction lists evaluated at RCPT (policy.h),
+ *               with restrictions.c and access.c (check_*_access)
+ *   auth.c      SMTP AUTH, with authd_conn.c (the connection to authd)
  *   commit.c    the worker thread that makes queue files durable
  *   tls.c       STARTTLS and wrapper mode: the handoff to tlsproxy
  */
