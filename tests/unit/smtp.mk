@@ -5,9 +5,9 @@ TESTS += tests/unit/test_smtp_reply tests/unit/test_smtp_nexthop \
 	tests/unit/test_smtp_body
 tests_unit_test_smtp_reply_SOURCES = tests/unit/test_smtp_reply.c \
 	smtp/reply.c smtp/session.c smtp/nexthop.c smtp/result.c \
-	smtp/tls.c smtp/smtp.h
+	smtp/tls.c smtp/auth.c smtp/smtp.h
 tests_unit_test_smtp_reply_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/smtp
-tests_unit_test_smtp_reply_LDADD = $(TEST_LDADD)
+tests_unit_test_smtp_reply_LDADD = $(TEST_LDADD) $(SASL_LIBS)
 tests_unit_test_smtp_nexthop_SOURCES = tests/unit/test_smtp_nexthop.c \
 	smtp/nexthop.c smtp/smtp.h
 tests_unit_test_smtp_nexthop_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/smtp
