@@ -403,6 +403,48 @@ class RelayWithAuthTest(unittest.TestCase):
         self.assertNotIn(PASSWORD, a.log_text())
         self.assertNotIn(PASSWORD, b.log_text())
 
+    def relay_without_tls(self, b, tls_only, subject):
+        nexthop = "[127.0.0.1]:%d" % b.smtp_port
+        a = Instance(users=["carl"], main_cf={
+            "virtual_mailbox_domains": "a.test",
+            "virtual_mailbox_maps": "inline:{carl@a.test=carl/}",
+            "mynetworks": "127.0.0.0/8",
+            "relayhost": nexthop,
+            "smtp_sasl_auth_enable": "yes",
+            "smtp_sasl_tls_only": tls_only,
+            "smtp_sasl_password_maps": "inline:{%s=alice:%s}" % (nexthop, PASSWORD),
+        })
+        self.addCleanup(a.stop)
+        a.start()
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=20) as client:
+            client.sendmail("carl@a.test", ["bob@example.test"],
+                            "Subject: %s\r\n\r\nrelayed\r\n" % subject)
+        for data in b.wait_for_messages("bob", 1 if tls_only == "no" else 2):
+            if ("Subject: %s\n" % subject).encode() in data:
+                return a, data
+        self.fail("no message %r at B" % subject)
+
+    def test_relay_plaintext_auth_only_when_allowed(self):
+        b = Instance(main_cf={
+            "smtpd_sasl_auth_enable": "yes",
+            "smtpd_tls_auth_only": "no",
+            "smtpd_sasl_security_options": "noanonymous",
+            "smtpd_sasl_local_domain": DOMAIN,
+        })
+        self.addCleanup(b.stop)
+        make_sasldb(b, ["alice"])
+        b.start()
+        b.wait_for_service("authd")
+        a, data = self.relay_without_tls(b, "no", "plain-allowed")
+        self.assertIn(b"with ESMTPA id", data)
+        self.assertIn("authenticated to", a.log_text())
+        # With smtp_sasl_tls_only = yes the credentials stay at home,
+        # and B takes the mail for its own domain without AUTH.
+        a, data = self.relay_without_tls(b, "yes", "plain-refused")
+        self.assertIn(b"with ESMTP id", data)
+        self.assertIn("without TLS (smtp_sasl_tls_only = yes)", a.log_text())
+        self.assertNotIn("authenticated to", a.log_text())
+
 
 if __name__ == "__main__":
     unittest.main()
