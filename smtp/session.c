@@ -18,7 +18,8 @@
 enum session_outcome {
 	SESSION_READY,   /* EHLO or HELO accepted */
 	SESSION_RETRY,   /* temporary failure: try the next address */
-	SESSION_FINAL    /* permanent failure: results set on every recipient */
+	SESSION_FINAL,   /* permanent failure: results set on every recipient */
+	SESSION_NO_TLS   /* TLS failed at level may: reconnect without it */
 };
 
 unsigned smtp_ehlo_parse(const struct smtp_reply *r,
@@ -158,6 +159,8 @@ static enum session_outcome session_tls(struct smtp_agent *agent,
 {
 	int rc = smtp_tls_starttls(agent, c, req);
 
+	if (rc == -2)
+		return SESSION_NO_TLS;
 	if (rc < 0)
 		return SESSION_RETRY;
 	if (rc == 0)
@@ -206,11 +209,12 @@ static void session_clear_results(struct smtp_request *req)
 	}
 }
 
-/* Connects to one address and greets it. Returns the session or NULL
- * with results set; *final_out is 1 when no other address may help. */
+/* Connects to one address and greets it, without STARTTLS when no_tls
+ * is 1. Returns the session or NULL with results set; *final_out is 1
+ * when no other address may help. */
 static struct smtp_conn *session_try_addr(struct smtp_agent *agent,
     struct smtp_request *req, const struct smtp_nexthop *nh,
-    const char *addr, int *final_out)
+    const char *addr, int no_tls, int *final_out)
 {
 	struct smtp_conn *c;
 	enum session_outcome outcome;
@@ -233,6 +237,7 @@ static struct smtp_conn *session_try_addr(struct smtp_agent *agent,
 	}
 
 	c = smtp_conn_new(fd);
+	c->no_tls = no_tls;
 	c->nexthop = xstrdup(req->nexthop);
 	c->host = xstrdup(nh->host);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
@@ -241,6 +246,10 @@ static struct smtp_conn *session_try_addr(struct smtp_agent *agent,
 	snprintf(c->relay, sizeof(c->relay), "%s:%s", c->peer, nh->port);
 
 	outcome = session_greet(agent, c, req);
+	if (outcome == SESSION_NO_TLS) {
+		smtp_conn_free(&c);
+		return session_try_addr(agent, req, nh, addr, 1, final_out);
+	}
 	if (outcome == SESSION_READY)
 		return c;
 	if (outcome == SESSION_FINAL)
@@ -280,7 +289,8 @@ struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
 	for (size_t i = 0; i < addrs.count && c == NULL; i++) {
 		int final = 0;
 
-		c = session_try_addr(agent, req, &nh, addrs.addrs[i], &final);
+		c = session_try_addr(agent, req, &nh, addrs.addrs[i], 0,
+		    &final);
 		if (final)
 			break;
 	}

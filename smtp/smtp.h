@@ -141,6 +141,7 @@ struct smtp_conn {
 	char io_detail[128];  /* errno text or parse error of the failure */
 	long long idle_since_ms;         /* iox_now_ms() when cached */
 	char tls[200];        /* "TLSv1.3 with cipher ...", "" without TLS */
+	int no_tls;           /* 1: a handshake at level may failed, skip TLS */
 };
 
 /*
@@ -243,7 +244,9 @@ void smtp_session_quit(struct smtp_agent *agent, struct smtp_conn **c);
  * plaintext connection and the caller sends EHLO again), 0 to go on
  * without TLS, -1 after deferring every recipient without a result
  * (TLS required but not offered or refused, or the handshake or the
- * certificate check failed). Blocks for up to tlsproxy_timeout.
+ * certificate check failed), -2 when the handshake failed at level may
+ * (the connection is gone; the caller reconnects with c->no_tls set).
+ * Blocks for up to tlsproxy_timeout.
  */
 int smtp_tls_starttls(struct smtp_agent *agent, struct smtp_conn *c,
     struct smtp_request *req);

@@ -49,8 +49,8 @@ static const char *tls_policy_key(const struct smtp_request *req)
 	return "";
 }
 
-/* Hands c's socket to tlsproxy. Returns 0 with c->fd replaced, or -1
- * with the recipients deferred. */
+/* Hands c's socket to tlsproxy. Returns 0 with c->fd replaced; -2 at
+ * level may when it failed; else -1 with the recipients deferred. */
 static int tls_handshake(struct smtp_conn *c, struct smtp_request *req,
     const struct tls_policy *policy)
 {
@@ -80,6 +80,11 @@ static int tls_handshake(struct smtp_conn *c, struct smtp_request *req,
 		c->io_error = SMTP_IO_LOST;
 		snprintf(c->io_detail, sizeof(c->io_detail), "%.*s",
 		    (int)sizeof(c->io_detail) - 1, s.reason);
+		if (policy->level == TLS_LEVEL_MAY) {
+			log_info("%s: TLS with host %s failed: %s; retrying "
+			    "without TLS", req->qid, c->peer, s.reason);
+			return -2;
+		}
 		tls_defer(req, "TLS with host %s failed: %s", c->peer, s.reason);
 		return -1;
 	}
@@ -106,7 +111,8 @@ int smtp_tls_starttls(struct smtp_agent *agent, struct smtp_conn *c,
 		free(err);
 		return -1;
 	}
-	if (policy.level == TLS_LEVEL_NONE)
+	if (policy.level == TLS_LEVEL_NONE ||
+	    (policy.level == TLS_LEVEL_MAY && c->no_tls))
 		return 0;
 	if (!(c->caps & SMTP_CAP_STARTTLS)) {
 		if (policy.level == TLS_LEVEL_MAY)
@@ -138,8 +144,6 @@ int smtp_tls_starttls(struct smtp_agent *agent, struct smtp_conn *c,
 	}
 	smtp_reply_free(&r);
 
-	/* TODO: at level may, retry without TLS on a new connection when
-	 * the handshake fails, as the next attempt would fail the same way. */
 	rc = tls_handshake(c, req, &policy);
-	return rc < 0 ? -1 : 1;
+	return rc < 0 ? rc : 1;
 }

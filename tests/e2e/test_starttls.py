@@ -563,6 +563,29 @@ class OutboundTest(unittest.TestCase):
             self.assertIn("with ESMTPS id", header)
         self.assertIn("Verified TLS connection established to", a.log_text())
 
+    def test_may_falls_back_to_plaintext(self):
+        # B offers only TLS 1.3 and A only TLS 1.2, so the handshake fails.
+        b = Instance(tls=True, main_cf={"smtpd_tls_protocols": ">=TLSv1.3"})
+        b.start()
+        self.addCleanup(b.stop)
+        a = Instance(main_cf={
+            "virtual_mailbox_domains": "a.example.test",
+            "relayhost": "[127.0.0.1]:%d" % b.smtp_port,
+            "smtp_tls_security_level": "may",
+            "smtp_tls_protocols": "<=TLSv1.2",
+        })
+        a.start()
+        self.addCleanup(a.stop)
+        with smtplib.SMTP(timeout=CLIENT_TIMEOUT,
+                          source_address=("127.0.0.2", 0)) as s:
+            s.connect("127.0.0.1", a.smtp_port)
+            s.sendmail("sender@example.org", ["alice@example.test"],
+                       message("may fallback"))
+        delivered = b.wait_for_messages("alice", 1)[0]
+        self.assertIn(b"may fallback", delivered)
+        self.assertNotIn(b"(using TLS", delivered)
+        self.assertIn("retrying without TLS", a.log_text())
+
     def test_wrong_ca_deferred(self):
         a = self.relay_instance(None)
         self.submit(a, "wrong ca")
