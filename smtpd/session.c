@@ -53,6 +53,9 @@ int smtpd_session_count(void)
 	return session_total;
 }
 
+/* TODO: each byte restarts smtpd_timeout, so a client that sends one
+ * byte at a time keeps its session for as long as it likes (Postfix's
+ * smtpd_per_request_deadline and smtpd_min_data_rate bound this). */
 static void transport_setup(struct smtpd_session *sess)
 {
 	struct timeval tv = {smtpd_settings.timeout, 0};
