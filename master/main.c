@@ -194,6 +194,7 @@ static int master_run(void)
 	    svc = svc->next, nservices++)
 		if (master_status_open(svc) < 0)
 			log_fatal("service %s: cannot set up its status pipe", svc->name);
+	master_tls_check();
 	master_services_update_all();
 	log_info("started with PID %ld: %d services from %s/master.cf",
 	    (long)getpid(), nservices, master.config_dir);

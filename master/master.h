@@ -208,4 +208,8 @@ void master_notify_init(void);
  * that is set; otherwise does nothing. Failures are logged once. */
 void master_notify(const char *state);
 
+/* tlscheck.c: logs a warning for each problem that the certificate checks
+ * of `postern tls-check` find in main.cf's server certificates. */
+void master_tls_check(void);
+
 #endif
