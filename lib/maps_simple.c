@@ -42,6 +42,49 @@ static void inline_skip_blanks(const char **p)
 }
 
 /*
+ * Parses Postfix's "{ key = text }" item at *p, whose text may hold
+ * commas and spaces, and advances past it. Returns 0, or -1 with a
+ * message.
+ */
+static int inline_parse_braced_item(const struct map *m, const char **p,
+    char **key_out, char **value_out, char **err_out)
+{
+	char *item = map_brace_value(p);
+	char *eq = item ? strchr(item, '=') : NULL;
+
+	if (eq == NULL || eq == item) {
+		*err_out = xasprintf("table %s: item \"{%s}\" is not "
+		    "{ key = value }", m->spec, item ? item : "...");
+		free(item);
+		return -1;
+	}
+
+	char *key_end = eq;
+	while (key_end > item && isspace((unsigned char)key_end[-1]))
+		key_end--;
+	const char *value = eq + 1;
+	inline_skip_blanks(&value);
+	size_t value_len = strlen(value);
+	while (value_len > 0 && isspace((unsigned char)value[value_len - 1]))
+		value_len--;
+
+	char *key_start = item;
+	while (isspace((unsigned char)*key_start))
+		key_start++;
+	if (key_end <= key_start) {
+		*err_out = xasprintf("table %s: item \"{%s}\" has no key",
+		    m->spec, item);
+		free(item);
+		return -1;
+	}
+	*key_out = xstrndup(key_start, (size_t)(key_end - key_start));
+	str_lower(*key_out);
+	*value_out = xstrndup(value, value_len);
+	free(item);
+	return 0;
+}
+
+/*
  * Parses one "key=value" item at *p and advances past it. The value may
  * be empty, or "{...}" to hold commas and spaces. Returns 0, or -1 with
  * a message.
@@ -50,6 +93,10 @@ static int inline_parse_item(const struct map *m, const char **p,
     char **key_out, char **value_out, char **err_out)
 {
 	const char *start = *p;
+
+	if (**p == '{')
+		return inline_parse_braced_item(m, p, key_out, value_out,
+		    err_out);
 
 	while (**p != '\0' && **p != '=' && !inline_is_separator(**p))
 		(*p)++;

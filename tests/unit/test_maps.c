@@ -470,6 +470,17 @@ TEST(test_maps_inline)
 	if (m != NULL)
 		CHECK_LOOKUP(m, "a", NULL);
 	map_close(&m);
+
+	/* Postfix's form for values with commas or spaces. */
+	m = open_ok("inline:{ a=1, { Both = x@example.test, y@example.test },"
+	    "{k=}, {  sp  =  two words  } }");
+	if (m != NULL) {
+		CHECK_LOOKUP(m, "a", "1");
+		CHECK_LOOKUP(m, "both", "x@example.test, y@example.test");
+		CHECK_LOOKUP(m, "k", "");
+		CHECK_LOOKUP(m, "sp", "two words");
+	}
+	map_close(&m);
 }
 
 TEST(test_maps_inline_syntax_errors)
@@ -483,6 +494,10 @@ TEST(test_maps_inline_syntax_errors)
 		"inline:{ a=1 } junk",
 		"inline:{ a={x y }",
 		"inline:",
+		"inline:{ { a } }",
+		"inline:{ { =1 } }",
+		"inline:{ {} }",
+		"inline:{ { a=1 }",
 	};
 
 	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
