@@ -551,8 +551,9 @@ class OutboundTest(unittest.TestCase):
 
     def test_verify_relay_delivered(self):
         a = self.relay_instance(self.b.tls_ca)
+        count = len(self.b.messages("alice"))
         self.submit(a, "relayed over tls")
-        delivered = [m for m in self.b.wait_for_messages("alice", 1)
+        delivered = [m for m in self.b.wait_for_messages("alice", count + 1)
                      if b"relayed over tls" in m]
         self.assertEqual(len(delivered), 1)
         head = delivered[0].split(b"\n\n", 1)[0].decode()
@@ -562,6 +563,22 @@ class OutboundTest(unittest.TestCase):
             self.assertRegex(header, r"\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)")
             self.assertIn("with ESMTPS id", header)
         self.assertIn("Verified TLS connection established to", a.log_text())
+
+    def test_cached_connection_keeps_tls(self):
+        a = self.relay_instance(self.b.tls_ca)
+        before = self.b.log_text().count("TLS connection established from")
+        count = len(self.b.messages("alice"))
+        self.submit(a, "cached first")
+        self.b.wait_for_messages("alice", count + 1)
+        self.submit(a, "cached second")
+        self.b.wait_for_messages("alice", count + 2)
+        found = [m for m in self.b.messages("alice") if b"cached second" in m]
+        self.assertEqual(len(found), 1)
+        first_hop = found[0].split(b"Received: from [127.0.0.1]")[0]
+        self.assertIn(b"(using TLSv1.3 with cipher", first_hop)
+        # One handshake from A to B: the second message reused the session.
+        self.assertEqual(
+            self.b.log_text().count("TLS connection established from") - before, 1)
 
     def test_may_falls_back_to_plaintext(self):
         # B offers only TLS 1.3 and A only TLS 1.2, so the handshake fails.
