@@ -150,6 +150,58 @@ static int control_start_daemon(char *program)
 	return 0;
 }
 
+/* 1 when text is one or more digits followed by nothing or, when units
+ * is not NULL, by one character from units or by "ms". */
+static int control_is_number(const char *text, const char *units)
+{
+	size_t digits = strspn(text, "0123456789");
+	const char *suffix = text + digits;
+
+	if (digits == 0 || digits > 18)
+		return 0;
+	if (*suffix == '\0')
+		return 1;
+	if (units == NULL)
+		return 0;
+	if (strcmp(suffix, "ms") == 0)
+		return 1;
+	return suffix[1] == '\0' && strchr(units, suffix[0]) != NULL;
+}
+
+/*
+ * Checks the main.cf settings whose compiled-in default is an integer
+ * or a time, because a service that reads a bad one exits at start and
+ * master restarts it again and again. Returns 0, or -1 after printing
+ * the first bad setting.
+ */
+static int control_check_main_cf(void)
+{
+	for (const struct config_param *p = config_params; p->name; p++) {
+		const char *def = p->default_value;
+		const char *expected;
+		const char *units;
+
+		if (def == NULL || !config_is_set(p->name))
+			continue;
+		if (control_is_number(def, NULL)) {
+			expected = "an integer";
+			units = NULL;
+		} else if (control_is_number(def, "smhdw")) {
+			expected = "a time such as 300s, 5m, 1h, 5d or 1w";
+			units = "smhdw";
+		} else {
+			continue;
+		}
+		if (!control_is_number(config_str(p->name), units)) {
+			fprintf(stderr, "postern: invalid value \"%s\" for %s in "
+			    "%s/main.cf: expected %s\n", config_str(p->name),
+			    p->name, config_str("config_directory"), expected);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int cmd_start(int argc, char **argv)
 {
 	int foreground = 0;
@@ -175,6 +227,8 @@ int cmd_start(int argc, char **argv)
 		    (long)pid);
 		return 1;
 	}
+	if (control_check_main_cf() < 0)
+		return 1;
 
 	char *program = control_master_program();
 
@@ -282,6 +336,11 @@ int cmd_reload(int argc, char **argv)
 	 * operator who runs reload should see it. */
 	if (control_check_mastercf() < 0)
 		return 1;
+	if (control_check_main_cf() < 0) {
+		fprintf(stderr, "postern: reload not sent; the running services "
+		    "stay as they are\n");
+		return 1;
+	}
 
 	pid_t pid = control_signal_master(SIGHUP);
 

@@ -34,6 +34,35 @@ class ControlEdgeTest(unittest.TestCase):
                             b"Subject: after\r\n\r\nbody\r\n")
         self.assertEqual(len(self.inst.wait_for_messages("alice", 1)), 1)
 
+    def test_reload_rejects_bad_main_cf_value(self):
+        self.inst.main_cf["message_size_limit"] = "10m"
+        self.inst.write_main_cf()
+        result = self.inst.postern("reload")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn('invalid value "10m" for message_size_limit', result.stderr)
+        self.assertIn("expected an integer", result.stderr)
+        self.assertIn("reload not sent", result.stderr)
+        time.sleep(0.3)
+        self.assertNotIn("reloading the configuration", self.inst.log_text())
+
+        with smtplib.SMTP("127.0.0.1", self.inst.smtp_port, timeout=10) as client:
+            client.sendmail("s@client.test", ["alice@example.test"],
+                            b"Subject: after\r\n\r\nbody\r\n")
+        self.assertEqual(len(self.inst.wait_for_messages("alice", 1)), 1)
+
+
+class ControlStartEdgeTest(unittest.TestCase):
+
+    def test_start_rejects_bad_time_value(self):
+        inst = Instance(users=["alice"], main_cf={"smtpd_timeout": "5x"})
+        self.addCleanup(inst.stop)
+        result = inst.postern("start")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn('invalid value "5x" for smtpd_timeout', result.stderr)
+        self.assertIn("expected a time", result.stderr)
+        status = inst.postern("status")
+        self.assertNotEqual(status.returncode, 0, status.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()
