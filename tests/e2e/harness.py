@@ -206,14 +206,20 @@ class Instance:
         ports = [self.smtp_port, self.submission_port]
         if self.tls:
             ports.append(self.smtps_port)
-        for port in ports:
-            if not wait_for_port("127.0.0.1", port, timeout):
-                self.stop()
-                raise RuntimeError("instance did not answer on port %d; master output:\n%s"
-                                   % (port, self.master_output()))
-        self.wait_for_service("qmgr", timeout)
-        if self.tls:
-            self.wait_for_service("tlsproxy", timeout)
+        try:
+            for port in ports:
+                if not wait_for_port("127.0.0.1", port, timeout):
+                    raise RuntimeError("instance did not answer on port %d; "
+                                       "master output:\n%s"
+                                       % (port, self.master_output()))
+            self.wait_for_service("qmgr", timeout)
+            if self.tls:
+                self.wait_for_service("tlsproxy", timeout)
+        except RuntimeError:
+            # The message is built before stop() removes the directory, and
+            # stop() keeps master from outliving the failed start.
+            self.stop()
+            raise
         return self
 
     def wait_for_service(self, program, timeout=15):
