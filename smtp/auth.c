@@ -336,12 +336,6 @@ int smtp_auth_login(struct smtp_agent *agent, struct smtp_conn *c,
 		sbuf_free(&mechs);
 		return 0;
 	}
-	if (auth_conf.tls_only && c->tls[0] == '\0') {
-		log_warn("%s: not sending credentials to %s without TLS "
-		    "(smtp_sasl_tls_only = yes)", req->qid, c->peer);
-		sbuf_free(&mechs);
-		return 0;
-	}
 	rc = auth_lookup(c, &creds);
 	if (rc <= 0) {
 		sbuf_free(&mechs);
@@ -349,6 +343,20 @@ int smtp_auth_login(struct smtp_agent *agent, struct smtp_conn *c,
 			smtp_request_fail_rest(req, DELIVER_DEFER, "4.3.0",
 			    "smtp_sasl_password_maps lookup failed");
 		return rc;
+	}
+	if (auth_conf.tls_only && c->tls[0] == '\0') {
+		char key[80];
+
+		/* One warning per delivery would repeat for every message
+		 * to a next hop that never offers TLS. */
+		snprintf(key, sizeof(key), "smtp-sasl-plaintext %s", c->host);
+		if (log_ratelimit(key, 1, 300))
+			log_warn("%s: not sending credentials to %s without "
+			    "TLS (smtp_sasl_tls_only = yes)", req->qid,
+			    c->peer);
+		auth_credentials_clear(&creds);
+		sbuf_free(&mechs);
+		return 0;
 	}
 
 	smtp_reply_init(&r);

@@ -403,7 +403,7 @@ class RelayWithAuthTest(unittest.TestCase):
         self.assertNotIn(PASSWORD, a.log_text())
         self.assertNotIn(PASSWORD, b.log_text())
 
-    def relay_without_tls(self, b, tls_only, subject):
+    def relay_without_tls(self, b, tls_only, subject, count=1):
         nexthop = "[127.0.0.1]:%d" % b.smtp_port
         a = Instance(users=["carl"], main_cf={
             "virtual_mailbox_domains": "a.test",
@@ -417,9 +417,11 @@ class RelayWithAuthTest(unittest.TestCase):
         self.addCleanup(a.stop)
         a.start()
         with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=20) as client:
-            client.sendmail("carl@a.test", ["bob@example.test"],
-                            "Subject: %s\r\n\r\nrelayed\r\n" % subject)
-        for data in b.wait_for_messages("bob", 1 if tls_only == "no" else 2):
+            for _ in range(count):
+                client.sendmail("carl@a.test", ["bob@example.test"],
+                                "Subject: %s\r\n\r\nrelayed\r\n" % subject)
+        expected = len(b.messages("bob")) + count
+        for data in b.wait_for_messages("bob", expected):
             if ("Subject: %s\n" % subject).encode() in data:
                 return a, data
         self.fail("no message %r at B" % subject)
@@ -440,10 +442,16 @@ class RelayWithAuthTest(unittest.TestCase):
         self.assertIn("authenticated to", a.log_text())
         # With smtp_sasl_tls_only = yes the credentials stay at home,
         # and B takes the mail for its own domain without AUTH.
-        a, data = self.relay_without_tls(b, "yes", "plain-refused")
+        a, data = self.relay_without_tls(b, "yes", "plain-refused", count=3)
         self.assertIn(b"with ESMTP id", data)
-        self.assertIn("without TLS (smtp_sasl_tls_only = yes)", a.log_text())
         self.assertNotIn("authenticated to", a.log_text())
+        # The warning is rate limited: each smtp process logs it once for
+        # this next hop, however many messages it carries.
+        warnings = [line for line in a.log_text().splitlines()
+                    if "without TLS (smtp_sasl_tls_only = yes)" in line]
+        self.assertTrue(warnings)
+        pids = [line.split("]:")[0].rsplit("[", 1)[1] for line in warnings]
+        self.assertEqual(len(pids), len(set(pids)), warnings)
 
 
 if __name__ == "__main__":
