@@ -454,5 +454,141 @@ class RelayWithAuthTest(unittest.TestCase):
         self.assertEqual(len(pids), len(set(pids)), warnings)
 
 
+SHIPPED_MASTER_CF = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "conf", "master.cf")
+
+
+@unittest.skipUnless(os.path.exists(AUTHD), "authd is not built")
+@unittest.skipUnless(os.path.exists(SASLPASSWD2), "saslpasswd2 (sasl2-bin) missing")
+class SafeDefaultsTest(unittest.TestCase):
+    """The shipped master.cf with a main.cf that sets only the host name,
+    domains, networks, certificate and user database (plus the paths
+    every test instance needs), and a SASL configuration without
+    mech_list, while Debian's libsasl2-modules (NTLM, DIGEST-MD5, ...)
+    is installed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sink = SmtpSink()
+        inst = cls.inst = Instance(tls=True)
+        full = inst.main_cf
+        keep = ["myhostname", "mydomain", "mydestination", "mynetworks",
+                "virtual_mailbox_domains", "virtual_mailbox_base",
+                "virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps",
+                "smtpd_tls_chain_files",
+                # Where this test instance lives, and no DNS.
+                "queue_directory", "daemon_directory", "mail_owner",
+                "maillog_file", "smtpd_peername_lookup", "alias_maps",
+                "local_recipient_maps"]
+        inst.main_cf = {name: full[name] for name in keep}
+        inst.main_cf["relayhost"] = "[127.0.0.1]:%d" % cls.sink.port
+        inst.main_cf["smtpd_sasl_local_domain"] = DOMAIN
+        inst.write_main_cf()
+        ports = {"smtp": inst.smtp_port, "submission": inst.submission_port,
+                 "smtps": inst.smtps_port}
+        lines = []
+        with open(SHIPPED_MASTER_CF) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 1 and fields[1] == "inet":
+                    line = line.replace(fields[0], "127.0.0.1:%d" % ports[fields[0]], 1)
+                lines.append(line)
+        with open(os.path.join(inst.config_dir, "master.cf"), "w") as f:
+            f.write("".join(lines))
+        make_sasldb(inst, ["alice"])
+        conf = os.path.join(inst.config_dir, "sasl", "smtpd.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write("".join(l for l in text.splitlines(True)
+                            if not l.startswith("mech_list")))
+        inst.start()
+        inst.wait_for_service("authd")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.stop()
+        cls.sink.close()
+
+    def tls_context(self):
+        ctx = ssl.create_default_context(cafile=self.inst.tls_ca)
+        ctx.check_hostname = False
+        return ctx
+
+    def client(self, port, source="127.0.0.1"):
+        client = smtplib.SMTP("127.0.0.1", port, source_address=(source, 0), timeout=20)
+        self.addCleanup(client.close)
+        client.ehlo("client.test")
+        return client
+
+    def test_submission_requires_tls_then_auth(self):
+        client = self.client(self.inst.submission_port)
+        self.assertTrue(client.has_extn("starttls"))
+        self.assertFalse(client.has_extn("auth"))
+        self.assertEqual(client.docmd("MAIL", "FROM:<alice@example.test>")[0], 530)
+        client.starttls(context=self.tls_context())
+        client.ehlo("client.test")
+        lines = client.ehlo_resp.decode().split("\n")
+        self.assertIn("AUTH PLAIN LOGIN", lines)
+        self.assertIn("AUTH=PLAIN LOGIN", lines)
+        client.mail("alice@example.test")
+        self.assertEqual(client.rcpt("bob@example.test")[0], 554)
+        client.rset()
+        self.assertEqual(client.login("alice", PASSWORD)[0], 235)
+        client.sendmail("alice@example.test", ["friend@remote.test"],
+                        "Subject: defaults-587\r\n\r\nbody\r\n")
+        self.sink.wait_for(1)
+
+    def test_smtps_requires_auth(self):
+        client = smtplib.SMTP_SSL("127.0.0.1", self.inst.smtps_port,
+                                  context=self.tls_context(), timeout=20)
+        self.addCleanup(client.close)
+        client.ehlo("client.test")
+        self.assertIn("AUTH PLAIN LOGIN", client.ehlo_resp.decode().split("\n"))
+        client.mail("alice@example.test")
+        self.assertEqual(client.rcpt("friend@remote.test")[0], 554)
+        client.rset()
+        self.assertEqual(client.login("alice", PASSWORD)[0], 235)
+
+    def test_port25_offers_starttls_then_auth(self):
+        # DESIGN.md: 25 and 587 both offer STARTTLS, and AUTH after it.
+        client = self.client(self.inst.smtp_port)
+        self.assertTrue(client.has_extn("starttls"))
+        self.assertFalse(client.has_extn("auth"))
+        self.assertEqual(client.docmd("AUTH", "PLAIN " + plain("alice", PASSWORD))[0], 538)
+        client.starttls(context=self.tls_context())
+        client.ehlo("client.test")
+        lines = client.ehlo_resp.decode().split("\n")
+        self.assertIn("AUTH PLAIN LOGIN", lines)
+        self.assertIn("AUTH=PLAIN LOGIN", lines)
+        self.assertEqual(client.login("alice", PASSWORD)[0], 235)
+        client.mail("alice@example.test")
+        self.assertEqual(client.rcpt("friend@remote.test")[0], 250)
+
+    def test_port25_local_mail_without_auth_relay_denied(self):
+        client = self.client(self.inst.smtp_port)
+        self.assertFalse(client.has_extn("auth"))
+        client.mail("someone@outside.test")
+        self.assertEqual(client.rcpt("friend@remote.test"),
+                         (554, b"5.7.1 <friend@remote.test>: Relay access denied"))
+        self.assertEqual(client.rcpt("bob@example.test")[0], 250)
+
+    def test_inside_network_relays_on_port25(self):
+        client = self.client(self.inst.smtp_port, source="127.0.0.2")
+        client.mail("inside@example.test")
+        self.assertEqual(client.rcpt("friend@remote.test")[0], 250)
+
+    def test_conf_d_shows_the_defaults(self):
+        result = self.inst.postern("conf", "-d")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.splitlines()
+        for line in ["smtpd_relay_restrictions = permit_mynetworks, "
+                     "permit_sasl_authenticated, reject_unauth_destination",
+                     "smtpd_tls_auth_only = yes",
+                     "broken_sasl_auth_clients = yes",
+                     "authd_mechanisms = PLAIN LOGIN"]:
+            self.assertIn(line, lines)
+
+
 if __name__ == "__main__":
     unittest.main()
