@@ -332,6 +332,31 @@ class SmtpAuthTest(unittest.TestCase):
                          (550, b"5.7.0 <x@worse.test>: Sender address rejected: "
                                b"Not from there"))
 
+    # ---- the sasldb
+
+    def test_sasldb_unreadable_by_smtpd_user(self):
+        if not is_root():
+            self.skipTest("needs root: smtpd and authd then run as different users")
+        sasldb = os.path.join(self.inst.dir, "sasl-data", "sasldb2")
+        status = {}
+        with open("/proc/%d/status" % self.inst.service_pids()["smtpd"][0]) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                status[key] = value.split()
+        uid, gid = int(status["Uid"][1]), int(status["Gid"][1])
+        groups = [int(g) for g in status.get("Groups", [])]
+        self.assertNotEqual(uid, 0)
+        self.assertNotEqual(uid, pwd.getpwnam("postern-auth").pw_uid)
+        result = subprocess.run(["head", "-c", "1", sasldb], user=uid, group=gid,
+                                extra_groups=groups, capture_output=True, text=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("Permission denied", result.stderr)
+        st = os.stat(sasldb)
+        self.assertEqual(st.st_mode & 0o077, 0)
+        # authd, as postern-auth, reads it: a login works.
+        client = self.connect(source="127.0.0.7")
+        self.assertEqual(client.docmd("AUTH", "PLAIN " + plain("alice", PASSWORD))[0], 235)
+
     # ---- authd restarts
 
     def test_authd_killed_during_session(self):
@@ -350,6 +375,29 @@ class SmtpAuthTest(unittest.TestCase):
             time.sleep(0.1)
         code, _ = client.docmd("AUTH", "PLAIN " + plain("alice", PASSWORD))
         self.assertEqual(code, 235)
+
+    def test_authd_restart_while_idle(self):
+        # smtpd's authd connection drops with no exchange in flight; the
+        # next AUTH, in a session opened before the restart and in a new
+        # one, connects again.
+        before = self.connect(source="127.0.0.8")
+        self.assertEqual(before.docmd("AUTH", "PLAIN " + plain("alice", PASSWORD))[0], 235)
+        waiting = self.connect(source="127.0.0.8")
+        old = self.inst.service_pids()["authd"]
+        for pid in old:
+            os.kill(pid, 9)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            pids = self.inst.service_pids().get("authd", [])
+            if pids and not set(pids) & set(old):
+                break
+            time.sleep(0.1)
+        else:
+            self.fail("master did not restart authd")
+        self.assertEqual(waiting.docmd("AUTH", "PLAIN " + plain("alice", PASSWORD))[0], 235)
+        after = self.connect(source="127.0.0.8")
+        self.assertIn("AUTH PLAIN LOGIN", after.ehlo_resp.decode().split("\n"))
+        self.assertEqual(after.docmd("AUTH", "PLAIN " + plain("alice", PASSWORD))[0], 235)
 
     # ---- logs
 
