@@ -83,6 +83,8 @@ cat >"$etc/main.cf" <<CF
 # Sandbox instance written by scripts/sandbox.sh; edits are overwritten.
 myhostname = mail.example.test
 mydomain = example.test
+# RFC 5321 4.5.1: RCPT TO:<Postmaster> must work, and a bare name gets @\$myorigin.
+myorigin = \$mydomain
 mydestination = localhost
 mynetworks = 127.0.0.0/8 [::1]/128
 virtual_mailbox_domains = example.test
