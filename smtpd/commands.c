@@ -565,8 +565,9 @@ static enum cmd_result cmd_vrfy(struct smtpd_session *sess, const char *args)
 
 static enum cmd_result cmd_help(struct smtpd_session *sess, const char *args)
 {
+	/* STARTTLS is listed only where EHLO offers it. */
 	smtpd_reply(sess, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET "
-	    "NOOP QUIT VRFY HELP");
+	    "NOOP QUIT VRFY HELP%s", smtpd_tls_offer(sess) ? " STARTTLS" : "");
 	return CMD_OK;
 }
 
