@@ -65,6 +65,7 @@ static struct {
 	enum tls_level level;        /* none, may or encrypt */
 	int wrappermode;
 	int received_header;
+	int have_cert;               /* main.cf names a server certificate */
 	long timeout_sec;            /* tlsproxy_timeout */
 	const char *service;
 } tls_settings;
@@ -87,6 +88,17 @@ void smtpd_tls_init(const char *service_name)
 		log_fatal("tlsproxy_timeout must be a positive time, not \"%s\"",
 		    config_str("tlsproxy_timeout"));
 	tls_settings.service = service_name;
+	/* NOTE: tlsproxy loads the certificates, and it reads main.cf, so a
+	 * -o override of these names for one smtpd would mislead this check. */
+	tls_settings.have_cert = config_str("smtpd_tls_chain_files")[0] != '\0'
+	    || config_str("smtpd_tls_cert_file")[0] != '\0'
+	    || config_str("smtpd_tls_eccert_file")[0] != '\0';
+	if (!tls_settings.have_cert &&
+	    (tls_settings.level != TLS_LEVEL_NONE || tls_settings.wrappermode))
+		log_warn("smtpd_tls_security_level is %s%s, but no server "
+		    "certificate is configured: STARTTLS is not offered and gets "
+		    "454; set smtpd_tls_chain_files", name[0] ? name : "none",
+		    tls_settings.wrappermode ? " with smtpd_tls_wrappermode = yes" : "");
 }
 
 int smtpd_tls_wrappermode(void)
@@ -96,7 +108,8 @@ int smtpd_tls_wrappermode(void)
 
 int smtpd_tls_offer(const struct smtpd_session *sess)
 {
-	return !sess->tls_active && tls_settings.level != TLS_LEVEL_NONE;
+	return !sess->tls_active && tls_settings.level != TLS_LEVEL_NONE &&
+	    tls_settings.have_cert;
 }
 
 int smtpd_tls_required(const struct smtpd_session *sess,
@@ -355,6 +368,11 @@ int smtpd_starttls_command(struct smtpd_session *sess, const char *args)
 	}
 	if (tls_settings.level == TLS_LEVEL_NONE) {
 		smtpd_reply(sess, "502 5.5.1 Error: command not implemented");
+		return -1;
+	}
+	if (!tls_settings.have_cert) {
+		/* smtpd_tls_init() logged the cause once. */
+		smtpd_reply(sess, "454 4.7.0 TLS not available due to local problem");
 		return -1;
 	}
 	handoff_start(sess, 0);
