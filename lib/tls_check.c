@@ -2,6 +2,8 @@
  * tls_check - key, chain, trust, expiry and name checks of the server
  * certificates.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <gnutls/x509.h>
 
 #include "config.h"
+#include "maps.h"
 #include "sbuf.h"
 #include "tls_check.h"
 #include "tls_pem.h"
@@ -141,18 +144,27 @@ static void check_expiry(struct check_ctx *c, gnutls_x509_crt_t *certs,
 	}
 }
 
-static void check_names(struct check_ctx *c, gnutls_x509_crt_t leaf)
+/* what: "myhostname" or "the SNI name"; host: the name to cover. */
+static void check_names(struct check_ctx *c, gnutls_x509_crt_t leaf,
+    const char *what, const char *host)
 {
-	const char *host = config_str("myhostname");
+	char sample[300];
 
+	/* A key ".example.com" stands for every name below example.com; a
+	 * name one label below it shows whether a wildcard covers them. */
+	if (host[0] == '.') {
+		snprintf(sample, sizeof(sample), "mail%s", host);
+		host = sample;
+	}
 	if (gnutls_x509_crt_check_hostname2(leaf, host, 0))
-		finding(c, TLS_CHECK_OK, "the leaf names cover myhostname %s", host);
+		finding(c, TLS_CHECK_OK, "the leaf names cover %s %s", what, host);
 	else
 		finding(c, TLS_CHECK_ERROR, "the leaf names do not cover "
-		    "myhostname %s", host);
+		    "%s %s", what, host);
 }
 
-static void check_identity(struct check_ctx *c, const struct tls_identity *id)
+static void check_identity(struct check_ctx *c, const struct tls_identity *id,
+    const char *what, const char *host)
 {
 	gnutls_datum_t data = {(unsigned char *)id->certs_pem,
 	    (unsigned int)strlen(id->certs_pem)};
@@ -169,7 +181,7 @@ static void check_identity(struct check_ctx *c, const struct tls_identity *id)
 	check_order(c, certs, n);
 	check_trust(c, certs, n);
 	check_expiry(c, certs, n);
-	check_names(c, certs[0]);
+	check_names(c, certs[0], what, host);
 	for (unsigned int i = 0; i < n; i++)
 		gnutls_x509_crt_deinit(certs[i]);
 }
@@ -198,6 +210,172 @@ static char **identity_files(size_t *count_out)
 	files = str_split(sbuf_cstr(&list), "\n", count_out);
 	sbuf_free(&list);
 	return files;
+}
+
+/* Calls fn for each key of an inline:{...} table. */
+static void inline_keys(const char *spec, void (*fn)(const char *, void *),
+    void *arg)
+{
+	const char *p = strchr(spec, '{');
+	const char *end = strrchr(spec, '}');
+
+	if (p == NULL || end == NULL || end < p)
+		return;
+	p++;
+	while (p < end) {
+		while (p < end && (*p == ',' || isspace((unsigned char)*p)))
+			p++;
+		const char *k = p;
+		while (p < end && *p != '=' && *p != ',' && !isspace((unsigned char)*p))
+			p++;
+		if (p > k) {
+			char *key = xstrndup(k, (size_t)(p - k));
+			fn(key, arg);
+			free(key);
+		}
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		if (p < end && *p == '=')
+			p++;
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		if (p < end && *p == '{') {
+			const char *close = memchr(p, '}', (size_t)(end - p));
+			p = close ? close + 1 : end;
+		} else {
+			while (p < end && *p != ',' && !isspace((unsigned char)*p))
+				p++;
+		}
+	}
+}
+
+/* Calls fn for the first field of each entry of a hash: or btree:
+ * source file. Returns -1 when the file cannot be opened. */
+static int source_keys(const char *path, void (*fn)(const char *, void *),
+    void *arg)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (line[0] == '#' || isspace((unsigned char)line[0]))
+			continue;
+		char *e = line + strcspn(line, " \t\r\n");
+		if (e > line && e[-1] == ':')
+			e--;
+		*e = '\0';
+		if (line[0] != '\0')
+			fn(line, arg);
+	}
+	fclose(f);
+	return 0;
+}
+
+int tls_sni_keys(const char *spec, void (*fn)(const char *key, void *arg),
+    void *arg, char **err_out)
+{
+	size_t count = 0;
+	char **specs = map_split_list(spec, &count, err_out);
+	int rc = 0;
+
+	if (specs == NULL)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		const char *path = NULL;
+
+		if (strncmp(specs[i], "inline:", 7) == 0) {
+			inline_keys(specs[i], fn, arg);
+			continue;
+		}
+		if (strncmp(specs[i], "hash:", 5) == 0)
+			path = specs[i] + 5;
+		else if (strncmp(specs[i], "btree:", 6) == 0)
+			path = specs[i] + 6;
+		if (path != NULL && source_keys(path, fn, arg) == 0)
+			continue;
+		if (rc == 0 && path != NULL)
+			*err_out = xasprintf("cannot open %s, the source file of "
+			    "the table: %s", path, strerror(errno));
+		else if (rc == 0)
+			*err_out = xasprintf("%s is not supported: use inline:, "
+			    "hash: or btree:, whose keys can be listed", specs[i]);
+		rc = -1;
+	}
+	free(specs);
+	return rc;
+}
+
+struct sni_check {
+	struct check_ctx *c;
+	struct maplist *maps;
+};
+
+/* Checks the chain files that tls_server_sni_maps gives for key. */
+static void check_sni_key(const char *key, void *arg)
+{
+	struct sni_check *sc = arg;
+	struct check_ctx *c = sc->c;
+	struct tls_identity *ids = NULL;
+	char *value = NULL, *err = NULL;
+	char origin[512];
+	size_t nfiles = 0;
+	char **files;
+	int n;
+
+	char lower[256];
+
+	/* tlsproxy looks up the lowercase name, as a client sends it. */
+	snprintf(lower, sizeof(lower), "%s", key);
+	str_lower(lower);
+	key = lower;
+	snprintf(origin, sizeof(origin), "tls_server_sni_maps %s", key);
+	c->origin = origin;
+	if (maplist_lookup(sc->maps, key, &value, &err) != 1) {
+		finding(c, TLS_CHECK_ERROR, "lookup failed: %s",
+		    err ? err : "not found");
+		free(err);
+		return;
+	}
+	files = str_split(value, ", \t", &nfiles);
+	n = tls_pem_load(files, nfiles, &ids, &err);
+	free(files);
+	free(value);
+	if (n < 0) {
+		finding(c, TLS_CHECK_ERROR, "%s", err);
+		free(err);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(origin, sizeof(origin), "tls_server_sni_maps %s: %s: key %d",
+		    key, ids[i].origin, i + 1);
+		check_identity(c, &ids[i], "the SNI name", key);
+	}
+	tls_identities_free(&ids, (size_t)n);
+}
+
+static void check_sni(struct check_ctx *c)
+{
+	const char *spec = config_str("tls_server_sni_maps");
+	struct sni_check sc = {c, NULL};
+	char *err = NULL;
+
+	if (spec[0] == '\0')
+		return;
+	sc.maps = maplist_open(spec, &err);
+	if (sc.maps == NULL) {
+		finding(c, TLS_CHECK_ERROR, "tls_server_sni_maps: %s",
+		    err ? err : "cannot open");
+		free(err);
+		return;
+	}
+	if (tls_sni_keys(spec, check_sni_key, &sc, &err) < 0) {
+		c->origin = "configuration";
+		finding(c, TLS_CHECK_ERROR, "tls_server_sni_maps: %s", err);
+		free(err);
+	}
+	maplist_close(&sc.maps);
 }
 
 int tls_check_run(tls_check_report_fn *report, void *arg)
@@ -235,9 +413,10 @@ int tls_check_run(tls_check_report_fn *report, void *arg)
 
 		snprintf(origin, sizeof(origin), "%s: key %d", ids[i].origin, i + 1);
 		c.origin = origin;
-		check_identity(&c, &ids[i]);
+		check_identity(&c, &ids[i], "myhostname", config_str("myhostname"));
 	}
-	/* TODO: check the certificates of tls_server_sni_maps too. */
 	tls_identities_free(&ids, (size_t)n);
+	c.origin = "configuration";
+	check_sni(&c);
 	return c.problems;
 }

@@ -10,7 +10,8 @@
  * is issued by the next one; the chain verifies up to a root in the
  * system store or smtpd_tls_CAfile; the days until each certificate
  * expires (a warning under tls_expiry_warning_days); the leaf names
- * cover myhostname.
+ * cover myhostname. The chains of tls_server_sni_maps get the same
+ * checks, with the table key in place of myhostname.
  */
 #ifndef POSTERN_TLS_CHECK_H
 #define POSTERN_TLS_CHECK_H
@@ -33,5 +34,16 @@ typedef void tls_check_report_fn(enum tls_check_severity severity,
  * and errors; 0 means everything is fine.
  */
 int tls_check_run(tls_check_report_fn *report, void *arg);
+
+/*
+ * Calls fn(key, arg) for each key of the tables in spec, the value of
+ * tls_server_sni_maps. Only inline:{...}, hash:FILE and btree:FILE can
+ * list their keys (the latter two from FILE, the source of FILE.db).
+ * Returns 0, or -1 with a message in *err_out (caller frees) for another
+ * table type or an unreadable source file; the keys of the other tables
+ * are listed anyway.
+ */
+int tls_sni_keys(const char *spec, void (*fn)(const char *key, void *arg),
+    void *arg, char **err_out);
 
 #endif

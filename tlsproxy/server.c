@@ -10,7 +10,6 @@
  * a server name to a list of chain files, loaded at start because the
  * key files are readable by root only.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "log.h"
 #include "maps.h"
 #include "sbuf.h"
+#include "tls_check.h"
 #include "tls_pem.h"
 #include "tlsproxy.h"
 
@@ -116,70 +116,9 @@ static char **main_identity_files(size_t *count_out)
 	return files;
 }
 
-/* Calls fn for each key of an inline:{...} table. */
-static void inline_keys(const char *spec, void (*fn)(const char *key))
-{
-	const char *p = strchr(spec, '{');
-	const char *end = strrchr(spec, '}');
-
-	if (p == NULL || end == NULL || end < p)
-		return;
-	p++;
-	while (p < end) {
-		while (p < end && (*p == ',' || isspace((unsigned char)*p)))
-			p++;
-		const char *k = p;
-		while (p < end && *p != '=' && *p != ',' && !isspace((unsigned char)*p))
-			p++;
-		if (p > k) {
-			char *key = xstrndup(k, (size_t)(p - k));
-			fn(key);
-			free(key);
-		}
-		while (p < end && isspace((unsigned char)*p))
-			p++;
-		if (p < end && *p == '=')
-			p++;
-		while (p < end && isspace((unsigned char)*p))
-			p++;
-		if (p < end && *p == '{') {
-			const char *close = memchr(p, '}', (size_t)(end - p));
-			p = close ? close + 1 : end;
-		} else {
-			while (p < end && *p != ',' && !isspace((unsigned char)*p))
-				p++;
-		}
-	}
-}
-
-/* Calls fn for the first field of each entry of a hash: or btree: source
- * file. */
-static void source_keys(const char *path, void (*fn)(const char *key))
-{
-	FILE *f = fopen(path, "r");
-	char line[4096];
-
-	if (f == NULL) {
-		log_error("tls_server_sni_maps: cannot open the source file %s of "
-		    "the table: %m", path);
-		return;
-	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (line[0] == '#' || isspace((unsigned char)line[0]))
-			continue;
-		char *e = line + strcspn(line, " \t\r\n");
-		if (e > line && e[-1] == ':')
-			e--;
-		*e = '\0';
-		if (line[0] != '\0')
-			fn(line);
-	}
-	fclose(f);
-}
-
 static struct maplist *sni_maps;
 
-static void sni_add(const char *key)
+static void sni_add(const char *key, void *arg)
 {
 	char *value = NULL, *err = NULL;
 	char lower[256];
@@ -187,6 +126,7 @@ static void sni_add(const char *key)
 	char **files;
 	gnutls_certificate_credentials_t cred;
 
+	(void)arg;
 	snprintf(lower, sizeof(lower), "%s", key);
 	str_lower(lower);
 	if (maplist_lookup(sni_maps, lower, &value, &err) != 1) {
@@ -211,33 +151,20 @@ static void sni_init(void)
 {
 	const char *spec = config_str("tls_server_sni_maps");
 	char *err = NULL;
-	size_t count = 0;
-	char **specs;
 
 	if (spec[0] == '\0')
 		return;
 	sni_maps = maplist_open(spec, &err);
-	specs = map_split_list(spec, &count, &err);
-	if (sni_maps == NULL || specs == NULL) {
+	if (sni_maps == NULL) {
 		log_error("tls_server_sni_maps: %s", err ? err : "cannot open");
 		free(err);
-		free(specs);
-		maplist_close(&sni_maps);
 		return;
 	}
-	for (size_t i = 0; i < count; i++) {
-		if (strncmp(specs[i], "inline:", 7) == 0)
-			inline_keys(specs[i], sni_add);
-		else if (strncmp(specs[i], "hash:", 5) == 0)
-			source_keys(specs[i] + 5, sni_add);
-		else if (strncmp(specs[i], "btree:", 6) == 0)
-			source_keys(specs[i] + 6, sni_add);
-		else
-			log_error("tls_server_sni_maps: %s is not supported: use "
-			    "inline:, hash: or btree:, whose keys can be listed "
-			    "when tlsproxy starts", specs[i]);
+	/* Keys of the tables that can list them are loaded anyway. */
+	if (tls_sni_keys(spec, sni_add, NULL, &err) < 0) {
+		log_error("tls_server_sni_maps: %s", err);
+		free(err);
 	}
-	free(specs);
 	maplist_close(&sni_maps);
 	log_info("tls_server_sni_maps: %zu server names loaded", sni_count);
 }
