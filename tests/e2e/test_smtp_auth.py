@@ -502,6 +502,65 @@ class RelayWithAuthTest(unittest.TestCase):
         self.assertEqual(len(pids), len(set(pids)), warnings)
 
 
+class RestrictionListTest(unittest.TestCase):
+    """The restrictions the main class does not use, through SMTP."""
+
+    def test_helo_recipient_fqdn_and_plaintext_restrictions(self):
+        plain_port = free_port()
+        inst = Instance(master_cf_extra=(
+            "127.0.0.1:%d inet n - n - 1 smtpd\n"
+            "  -o smtpd_client_restrictions=reject_plaintext_session\n" % plain_port),
+            main_cf={
+                "smtpd_helo_restrictions": "check_helo_access inline:{bad.helo.test=REJECT}",
+                "smtpd_sender_restrictions": "reject_non_fqdn_sender",
+                "smtpd_recipient_restrictions": "reject_non_fqdn_recipient, "
+                    "check_recipient_access inline:{blocked@example.test=REJECT}",
+            })
+        self.addCleanup(inst.stop)
+        inst.start()
+        with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=20) as client:
+            client.ehlo("bad.helo.test")
+            client.mail("someone@outside.test")
+            code, text = client.rcpt("bob@example.test")
+            self.assertEqual(code, 554, text)
+            self.assertIn(b"Helo command rejected", text)
+        # From inside mynetworks, so that relaying is allowed and the
+        # recipient list decides.
+        with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=20,
+                          source_address=("127.0.0.2", 0)) as client:
+            client.ehlo("good.helo.test")
+            client.mail("someone@outside.test")
+            code, text = client.rcpt("blocked@example.test")
+            self.assertEqual(code, 554, text)
+            self.assertIn(b"Recipient address rejected", text)
+            self.assertEqual(client.rcpt("friend@nodots")[0], 504)
+            self.assertEqual(client.rcpt("bob@example.test")[0], 250)
+            client.rset()
+            client.mail("someone@nodots")
+            self.assertEqual(client.rcpt("bob@example.test")[0], 504)
+        with smtplib.SMTP("127.0.0.1", plain_port, timeout=20) as client:
+            client.ehlo("good.helo.test")
+            client.mail("someone@outside.test")
+            self.assertEqual(client.rcpt("bob@example.test"),
+                             (450, b"4.7.1 Session encryption is required"))
+
+    def test_unknown_restriction_stops_smtpd(self):
+        inst = Instance(main_cf={"smtpd_client_restrictions": "permit_everyone"})
+        self.addCleanup(inst.stop)
+        try:
+            inst.start(timeout=5)
+        except RuntimeError:
+            pass  # the ports may never answer with a useful smtpd
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = inst.log_text() + inst.master_output()
+            if "permit_everyone" in text:
+                break
+            time.sleep(0.1)
+        self.assertIn('unknown restriction "permit_everyone" in '
+                      'smtpd_client_restrictions', text)
+
+
 SHIPPED_MASTER_CF = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "conf", "master.cf")
 
