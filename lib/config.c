@@ -48,6 +48,12 @@ static size_t *config_sorted;     /* indexes into config_params, by name */
 static char *config_directory_loaded;
 static int config_loop_warned;
 
+/* Unknown-name warnings of the last load, kept for config_warn_unknown():
+ * a program warns while it loads, before it knows its log target. */
+#define CONFIG_UNKNOWN_MAX 32
+static char *config_unknown[CONFIG_UNKNOWN_MAX];
+static int config_unknown_count;
+
 static int config_sorted_cmp(const void *a, const void *b)
 {
 	return strcmp(config_params[*(const size_t *)a].name,
@@ -319,8 +325,13 @@ static int config_parse_line(char *line, const char *origin, int lineno,
 
 	long i = config_index(name);
 	if (i < 0) {
-		log_warn("%s, line %d: unknown parameter name \"%s\" is ignored",
-		    origin, lineno, name);
+		char *msg = xasprintf("%s, line %d: unknown parameter name \"%s\" "
+		    "is ignored", origin, lineno, name);
+		log_warn("%s", msg);
+		if (config_unknown_count < CONFIG_UNKNOWN_MAX)
+			config_unknown[config_unknown_count++] = msg;
+		else
+			free(msg);
 		return 0;
 	}
 	/* As in Postfix, a later line for the same name wins. */
@@ -397,6 +408,8 @@ int config_load_text(const char *text, const char *origin, char **err_out)
 	char *err = NULL;
 
 	config_setup();
+	while (config_unknown_count > 0)
+		free(config_unknown[--config_unknown_count]);
 	char **file_values = xcalloc(config_count + 1, sizeof(char *));
 	if (config_parse_text(text, origin, file_values, &err) < 0) {
 		config_free_values(file_values);
@@ -604,6 +617,12 @@ static int config_print_one(FILE *out, int what, size_t i)
 	value = what == 2 ? config_default_raw(i) : config_effective_raw(i);
 	fprintf(out, "%s = %s\n", config_params[i].name, value);
 	return 1;
+}
+
+void config_warn_unknown(void)
+{
+	for (int k = 0; k < config_unknown_count; k++)
+		log_warn("%s", config_unknown[k]);
 }
 
 int config_print(FILE *out, int what, char *const *names)

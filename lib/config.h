@@ -80,6 +80,10 @@ char *config_expand(const char *value);
  */
 int config_print(FILE *out, int what, char *const *names);
 
+/* Logs again the unknown-name warnings of the last load: a program calls
+ * it once its log target is set, as loading warns before that. */
+void config_warn_unknown(void);
+
 /* The table of known parameters, terminated by a {NULL, NULL} entry. */
 extern const struct config_param config_params[];
 

@@ -187,6 +187,9 @@ static int master_run(void)
 		exit(1);
 	master_started = 1;
 	master_log_setup();
+	/* Loading warned on standard error, so repeat it where the log goes. */
+	if (!master.foreground || config_str("maillog_file")[0] != '\0')
+		config_warn_unknown();
 	if (master_daemonized)
 		master_daemon_ready();
 
