@@ -226,5 +226,31 @@ class TlsCheckSniTest(unittest.TestCase):
                       result.stderr)
 
 
+class PrivilegeTest(unittest.TestCase):
+    def test_tlsproxy_drops_root_after_keys(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to own the key files")
+        if not os.path.exists(TLSPROXY):
+            self.skipTest("tlsproxy is not built")
+        inst = Instance(tls=True)
+        for name in os.listdir(inst.certs_dir):
+            if name.endswith("chain.pem") or name.endswith(".key"):
+                path = os.path.join(inst.certs_dir, name)
+                os.chown(path, 0, 0)
+                os.chmod(path, 0o600)
+        inst.start()
+        self.addCleanup(inst.stop)
+        pid = inst.service_pids()["tlsproxy"][0]
+        with open("/proc/%d/status" % pid) as f:
+            uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+        self.assertEqual(set(uids), {str(inst.mail_uid)})
+        self.assertNotEqual(inst.mail_uid, 0)
+        ctx = ssl.create_default_context(cafile=inst.tls_ca)
+        with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=10) as s:
+            s._host = HOST
+            self.assertEqual(s.starttls(context=ctx)[0], 220)
+            self.assertEqual(s.noop()[0], 250)
+
+
 if __name__ == "__main__":
     unittest.main()
