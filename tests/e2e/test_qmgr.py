@@ -503,8 +503,13 @@ class QmgrCrashTest(unittest.TestCase):
             wait_until(lambda: len(accepted) >= mark, 120, "%d accepted messages" % mark)
             pids = inst.service_pids()
             for program in ("smtpd", "qmgr"):
-                for pid in pids.get(program, []):
+                self.assertTrue(pids.get(program), "no %s process to kill" % program)
+                for pid in pids[program]:
                     os.kill(pid, 9)
+            # master must start both again with new processes.
+            for program in ("smtpd", "qmgr"):
+                wait_until(lambda: set(inst.service_pids().get(program, []))
+                           - set(pids[program]), 30, "a new %s process" % program)
         for t in threads:
             t.join(180)
         self.assertEqual(len(accepted), self.TOTAL)
