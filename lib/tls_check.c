@@ -186,8 +186,7 @@ static void check_identity(struct check_ctx *c, const struct tls_identity *id,
 		gnutls_x509_crt_deinit(certs[i]);
 }
 
-/* The files in the order tlsproxy reads them (see tlsproxy/server.c). */
-static char **identity_files(size_t *count_out)
+char **tls_server_identity_files(size_t *count_out)
 {
 	const char *chain = config_str("smtpd_tls_chain_files");
 	const char *pairs[2][2] = {
@@ -203,6 +202,7 @@ static char **identity_files(size_t *count_out)
 	for (int i = 0; i < 2; i++) {
 		if (pairs[i][1][0] == '\0')
 			continue;
+		/* A file that holds both key and chain is read once. */
 		if (pairs[i][0][0] != '\0' && strcmp(pairs[i][0], pairs[i][1]) != 0)
 			sbuf_printf(&list, "%s\n", pairs[i][0]);
 		sbuf_printf(&list, "%s\n", pairs[i][1]);
@@ -383,7 +383,7 @@ int tls_check_run(tls_check_report_fn *report, void *arg)
 	struct check_ctx c = {report, arg, "configuration", 0};
 	struct tls_identity *ids = NULL;
 	size_t nfiles = 0;
-	char **files = identity_files(&nfiles);
+	char **files = tls_server_identity_files(&nfiles);
 	char *err = NULL;
 	int n;
 

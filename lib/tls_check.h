@@ -16,6 +16,8 @@
 #ifndef POSTERN_TLS_CHECK_H
 #define POSTERN_TLS_CHECK_H
 
+#include <stddef.h>
+
 enum tls_check_severity {
 	TLS_CHECK_OK,
 	TLS_CHECK_WARNING,
@@ -34,6 +36,17 @@ typedef void tls_check_report_fn(enum tls_check_severity severity,
  * and errors; 0 means everything is fine.
  */
 int tls_check_run(tls_check_report_fn *report, void *arg);
+
+/*
+ * Returns the files of the main server identity in the order tlsproxy
+ * reads them: the names in smtpd_tls_chain_files, else the key and
+ * certificate files of the smtpd_tls_key_file / smtpd_tls_cert_file and
+ * then the smtpd_tls_eckey_file / smtpd_tls_eccert_file pair (key first,
+ * as a chain file holds them; a file named as both is listed once). The
+ * array is NULL-terminated in one allocation that the caller frees with
+ * free(); *count_out receives the number of files.
+ */
+char **tls_server_identity_files(size_t *count_out);
 
 /*
  * Calls fn(key, arg) for each key of the tables in spec, the value of

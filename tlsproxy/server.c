@@ -88,34 +88,6 @@ static gnutls_certificate_credentials_t cred_load(char *const *files,
 	return cred;
 }
 
-/* The main identity files: smtpd_tls_chain_files, else the key and cert
- * file pairs (key first, as a chain file would hold them). */
-static char **main_identity_files(size_t *count_out)
-{
-	const char *chain = config_str("smtpd_tls_chain_files");
-	const char *pairs[2][2] = {
-		{config_str("smtpd_tls_key_file"), config_str("smtpd_tls_cert_file")},
-		{config_str("smtpd_tls_eckey_file"), config_str("smtpd_tls_eccert_file")},
-	};
-	struct sbuf list;
-	char **files;
-
-	if (chain[0] != '\0')
-		return str_split(chain, ", \t", count_out);
-	sbuf_init(&list, 8192);
-	for (int i = 0; i < 2; i++) {
-		if (pairs[i][1][0] == '\0')
-			continue;
-		/* A file that holds both key and chain is read once. */
-		if (pairs[i][0][0] != '\0' && strcmp(pairs[i][0], pairs[i][1]) != 0)
-			sbuf_printf(&list, "%s\n", pairs[i][0]);
-		sbuf_printf(&list, "%s\n", pairs[i][1]);
-	}
-	files = str_split(sbuf_cstr(&list), "\n", count_out);
-	sbuf_free(&list);
-	return files;
-}
-
 static struct maplist *sni_maps;
 
 static void sni_add(const char *key, void *arg)
@@ -194,7 +166,7 @@ static void priority_init(void)
 void tlsproxy_server_init(void)
 {
 	size_t nfiles = 0;
-	char **files = main_identity_files(&nfiles);
+	char **files = tls_server_identity_files(&nfiles);
 
 	priority_init();
 	ask_ccert = config_bool("smtpd_tls_ask_ccert");
