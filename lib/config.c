@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "iox.h"
 #include "log.h"
 #include "sbuf.h"
 
@@ -433,35 +434,14 @@ int config_load_text(const char *text, const char *origin, char **err_out)
 int config_load(const char *dir, char **err_out)
 {
 	struct sbuf text;
-	char buf[8192];
+	int rc;
 
 	if (dir == NULL)
 		dir = POSTERN_CONFIG_DIR;
 	char *path = xasprintf("%s/main.cf", dir);
-	FILE *fp = fopen(path, "re");
-	if (fp == NULL) {
-		if (err_out != NULL)
-			*err_out = xasprintf("cannot open %s: %s", path,
-			    strerror(errno));
-		free(path);
-		return -1;
-	}
 
 	sbuf_init(&text, CONFIG_FILE_MAX);
-	size_t n;
-	int rc = 0;
-	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), fp)) > 0)
-		rc = sbuf_append(&text, buf, n);
-	if (rc == 0 && ferror(fp)) {
-		rc = -1;
-		errno = EIO;
-	}
-	fclose(fp);
-	if (rc < 0) {
-		if (err_out != NULL)
-			*err_out = xasprintf("cannot read %s: %s", path,
-			    errno == EMSGSIZE ? "file is larger than 4 MiB" :
-			    strerror(errno));
+	if (iox_read_file(path, &text, err_out) < 0) {
 		sbuf_free(&text);
 		free(path);
 		return -1;

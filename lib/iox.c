@@ -28,6 +28,40 @@ long long iox_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int iox_read_file(const char *path, struct sbuf *out, char **err_out)
+{
+	FILE *fp = fopen(path, "re");
+	char buf[8192];
+	size_t n, max = out->max ? out->max : SBUF_DEFAULT_MAX;
+	int rc = 0;
+
+	if (fp == NULL) {
+		if (err_out != NULL)
+			*err_out = xasprintf("cannot open %s: %s", path,
+			    strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		rc = sbuf_append(out, buf, n);
+	if (rc == 0 && ferror(fp)) {
+		rc = -1;
+		errno = EIO;
+	}
+	fclose(fp);
+	if (rc < 0 && err_out != NULL) {
+		if (errno != EMSGSIZE)
+			*err_out = xasprintf("cannot read %s: %s", path,
+			    strerror(errno));
+		else if (max % (1024 * 1024) == 0)
+			*err_out = xasprintf("cannot read %s: file is larger "
+			    "than %zu MiB", path, max / (1024 * 1024));
+		else
+			*err_out = xasprintf("cannot read %s: file is larger "
+			    "than %zu bytes", path, max);
+	}
+	return rc;
+}
+
 /* Milliseconds left until deadline (-1: no deadline), at least 0. */
 static int iox_remaining(long long deadline)
 {

@@ -58,4 +58,14 @@ void iox_set_nodelay(int fd);
 /* Monotonic time in milliseconds. */
 long long iox_now_ms(void);
 
+struct sbuf;
+
+/*
+ * Appends the whole contents of the file at path to out. A file larger
+ * than out's cap is an error, not a partial read. Returns 0, or -1 with
+ * a message naming path in *err_out when err_out is not NULL (the
+ * caller frees it).
+ */
+int iox_read_file(const char *path, struct sbuf *out, char **err_out);
+
 #endif

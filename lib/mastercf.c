@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iox.h"
 #include "mastercf.h"
 #include "netaddr.h"
 #include "sbuf.h"
@@ -372,30 +373,10 @@ int mastercf_load(const char *path, struct mastercf_entry **entries_out,
     size_t *count_out, char **err_out)
 {
 	struct sbuf text;
-	char buf[8192];
-	size_t n;
-	int rc = 0;
+	int rc;
 
-	FILE *fp = fopen(path, "re");
-	if (fp == NULL) {
-		if (err_out != NULL)
-			*err_out = xasprintf("cannot open %s: %s", path,
-			    strerror(errno));
-		return -1;
-	}
 	sbuf_init(&text, MASTERCF_FILE_MAX);
-	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), fp)) > 0)
-		rc = sbuf_append(&text, buf, n);
-	if (rc == 0 && ferror(fp)) {
-		rc = -1;
-		errno = EIO;
-	}
-	fclose(fp);
-	if (rc < 0) {
-		if (err_out != NULL)
-			*err_out = xasprintf("cannot read %s: %s", path,
-			    errno == EMSGSIZE ? "file is larger than 4 MiB" :
-			    strerror(errno));
+	if (iox_read_file(path, &text, err_out) < 0) {
 		sbuf_free(&text);
 		return -1;
 	}

@@ -16,6 +16,7 @@
 #include "deliver.h"
 #include "iox.h"
 #include "netaddr.h"
+#include "sbuf.h"
 #include "wakeup.h"
 
 /* Returns the port a listening socket is bound to. */
@@ -196,6 +197,42 @@ TEST(test_iox_write_timeout_full_pipe)
 	close(fds[1]);
 }
 
+TEST(test_iox_read_file)
+{
+	char path[] = "/tmp/test_iox_read_file.XXXXXX";
+	int fd = mkstemp(path);
+	struct sbuf text;
+	char *err = NULL, *want;
+
+	CHECK(fd >= 0);
+	CHECK_INT((int)write(fd, "line one\nline two\n", 18), 18);
+	close(fd);
+
+	sbuf_init(&text, 64);
+	CHECK_INT(sbuf_puts(&text, "kept:"), 0);
+	CHECK_INT(iox_read_file(path, &text, &err), 0);
+	CHECK_STR(sbuf_cstr(&text), "kept:line one\nline two\n");
+
+	/* A file over the cap is an error, not a truncated read. */
+	sbuf_free(&text);
+	sbuf_init(&text, 10);
+	CHECK_INT(iox_read_file(path, &text, &err), -1);
+	want = xasprintf("cannot read %s: file is larger than 10 bytes", path);
+	CHECK_STR(err, want);
+	free(want);
+	free(err);
+	err = NULL;
+	CHECK_INT(iox_read_file(path, &text, NULL), -1);
+
+	unlink(path);
+	CHECK_INT(iox_read_file(path, &text, &err), -1);
+	want = xasprintf("cannot open %s: No such file or directory", path);
+	CHECK_STR(err, want);
+	free(want);
+	free(err);
+	sbuf_free(&text);
+}
+
 TEST(test_deliver_split_index)
 {
 	size_t index = 99;
@@ -259,6 +296,7 @@ TEST_MAIN(
 	TEST_CASE(test_iox_inet_listen_forms),
 	TEST_CASE(test_iox_unix_and_wakeup),
 	TEST_CASE(test_iox_write_timeout_full_pipe),
+	TEST_CASE(test_iox_read_file),
 	TEST_CASE(test_deliver_split_index),
 	TEST_CASE(test_deliver_parse_result)
 )
