@@ -184,6 +184,21 @@ static void clean_key(char *key)
 		key[40] = '\0';
 }
 
+/* Turns the last result of param_next into the result of a parameter
+ * list: 0 at its end, else -1 with the reply. */
+static int params_end(int r, char *reply, size_t reply_size)
+{
+	if (r < 0) {
+		snprintf(reply, reply_size, "501 5.5.4 Parameter too long");
+		return -1;
+	}
+	if (r > 0) {
+		snprintf(reply, reply_size, "501 5.5.4 Bad parameter syntax");
+		return -1;
+	}
+	return 0;
+}
+
 int smtpd_parse_mail_params(const char *rest, int ext,
     struct smtpd_mail_params *out, char *reply, size_t reply_size)
 {
@@ -199,15 +214,7 @@ int smtpd_parse_mail_params(const char *rest, int ext,
 		    reply, reply_size) < 0)
 			return -1;
 	}
-	if (r < 0) {
-		snprintf(reply, reply_size, "501 5.5.4 Parameter too long");
-		return -1;
-	}
-	if (r > 0) {
-		snprintf(reply, reply_size, "501 5.5.4 Bad parameter syntax");
-		return -1;
-	}
-	return 0;
+	return params_end(r, reply, reply_size);
 }
 
 /* RFC 3461 4.1: NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
@@ -289,15 +296,7 @@ int smtpd_parse_rcpt_params(const char *rest, int ext,
 			return -1;
 		}
 	}
-	if (r < 0) {
-		snprintf(reply, reply_size, "501 5.5.4 Parameter too long");
-		return -1;
-	}
-	if (r > 0) {
-		snprintf(reply, reply_size, "501 5.5.4 Bad parameter syntax");
-		return -1;
-	}
-	return 0;
+	return params_end(r, reply, reply_size);
 
 bad_value:
 	snprintf(reply, reply_size, "501 5.5.4 Bad %s parameter syntax", key);
