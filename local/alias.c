@@ -150,31 +150,10 @@ fail:
 	return -1;
 }
 
-/* Appends the original message to the new queue file. Returns 0 or -1
- * with errno. */
-static int alias_copy_message(const struct local_msg *m, struct qwriter *w)
+/* Appends a chunk of the original message to the new queue file. */
+static int alias_write_chunk(const char *buf, size_t len, void *arg)
 {
-	char *buf = xmalloc(LOCAL_COPY_CHUNK);
-	off_t done = 0, size = m->env->msg_size;
-	int rc = 0;
-
-	while (done < size) {
-		size_t want = size - done < LOCAL_COPY_CHUNK
-		    ? (size_t)(size - done) : LOCAL_COPY_CHUNK;
-		ssize_t n = pread(m->fd, buf, want, m->env->msg_offset + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || qwriter_write(w, buf, (size_t)n) < 0) {
-			if (n == 0)
-				errno = EIO;
-			rc = -1;
-			break;
-		}
-		done += n;
-	}
-	free(buf);
-	return rc;
+	return qwriter_write(arg, buf, len);
 }
 
 /* Writes the new queue file. Returns 0 with its ID in qid, or -1 with res
@@ -217,7 +196,7 @@ static int alias_write_queue_file(const struct local_msg *m,
 	if (qwriter_write(w, "Delivered-To: ", 14) < 0
 	    || qwriter_write(w, header, strlen(header)) < 0
 	    || qwriter_write(w, "\n", 1) < 0
-	    || alias_copy_message(m, w) < 0) {
+	    || local_msg_each_chunk(m, alias_write_chunk, w) < 0) {
 		local_result_errno(res, errno, "alias queue file");
 		qwriter_abort(&w);
 		goto out;

@@ -67,9 +67,17 @@ void local_header_scan(const char *header, size_t len, const char *rcpt,
 int local_delivery_prefix(struct sbuf *out, const char *sender,
     const char *rcpt);
 
-/* Copies the message bytes from the queue file to out_fd in chunks.
- * Returns 0, or -1 with errno (EIO when the file is shorter than its Z
- * record says). */
+/*
+ * Reads the message bytes from the queue file in chunks of at most
+ * LOCAL_COPY_CHUNK and passes each to fn, which returns 0 or -1 with
+ * errno. Returns 0, or -1 with errno when fn fails or the read fails
+ * (EIO when the file is shorter than its Z record says).
+ */
+int local_msg_each_chunk(const struct local_msg *m,
+    int (*fn)(const char *buf, size_t len, void *arg), void *arg);
+
+/* Copies the message bytes from the queue file to out_fd. Returns 0 or
+ * -1 with errno, as local_msg_each_chunk. */
 int local_msg_copy(const struct local_msg *m, int out_fd);
 
 /* maildir.c */

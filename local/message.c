@@ -164,7 +164,8 @@ int local_delivery_prefix(struct sbuf *out, const char *sender,
 	return rc;
 }
 
-int local_msg_copy(const struct local_msg *m, int out_fd)
+int local_msg_each_chunk(const struct local_msg *m,
+    int (*fn)(const char *buf, size_t len, void *arg), void *arg)
 {
 	char *buf = xmalloc(LOCAL_COPY_CHUNK);
 	off_t done = 0, size = m->env->msg_size;
@@ -183,7 +184,7 @@ int local_msg_copy(const struct local_msg *m, int out_fd)
 			rc = -1;
 			break;
 		}
-		if (iox_write_all(out_fd, buf, (size_t)n) < 0) {
+		if (fn(buf, (size_t)n, arg) < 0) {
 			rc = -1;
 			break;
 		}
@@ -191,4 +192,14 @@ int local_msg_copy(const struct local_msg *m, int out_fd)
 	}
 	free(buf);
 	return rc;
+}
+
+static int msg_write_fd(const char *buf, size_t len, void *arg)
+{
+	return iox_write_all(*(int *)arg, buf, len) < 0 ? -1 : 0;
+}
+
+int local_msg_copy(const struct local_msg *m, int out_fd)
+{
+	return local_msg_each_chunk(m, msg_write_fd, &out_fd);
 }
