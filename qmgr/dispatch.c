@@ -245,21 +245,32 @@ static int transport_suspended(struct qmgr_transport *tr)
 	return tr->suspend_reason != NULL && time(NULL) < tr->suspended_until;
 }
 
-/* Defers every queued job of tr with its suspension reason. */
-static void transport_defer_queued(struct qmgr_transport *tr)
+/* Removes and returns the first queued job of tr, releasing the waiting
+ * destinations it finds empty on the way. Returns NULL when none is left. */
+static struct qmgr_job *transport_take_queued(struct qmgr_transport *tr)
 {
 	struct qmgr_dest *d;
 
 	while ((d = TAILQ_FIRST(&tr->waiting)) != NULL) {
 		struct qmgr_job *job = TAILQ_FIRST(&d->queue);
 
-		if (job == NULL) {
-			TAILQ_REMOVE(&tr->waiting, d, wait_link);
-			d->listed = 0;
-			dest_release(d);
-			continue;
+		if (job != NULL) {
+			TAILQ_REMOVE(&d->queue, job, link);
+			return job;
 		}
-		TAILQ_REMOVE(&d->queue, job, link);
+		TAILQ_REMOVE(&tr->waiting, d, wait_link);
+		d->listed = 0;
+		dest_release(d);
+	}
+	return NULL;
+}
+
+/* Defers every queued job of tr with its suspension reason. */
+static void transport_defer_queued(struct qmgr_transport *tr)
+{
+	struct qmgr_job *job;
+
+	while ((job = transport_take_queued(tr)) != NULL) {
 		job_defer_rest(job, tr->suspend_reason);
 		job_end(job, 0);
 	}
@@ -573,19 +584,9 @@ void qmgr_dispatch_pump(void)
 void qmgr_dispatch_drop_queued(void)
 {
 	for (struct qmgr_transport *tr = transports; tr; tr = tr->next) {
-		struct qmgr_dest *d;
+		struct qmgr_job *job;
 
-		while ((d = TAILQ_FIRST(&tr->waiting)) != NULL) {
-			struct qmgr_job *job = TAILQ_FIRST(&d->queue);
-
-			if (job == NULL) {
-				TAILQ_REMOVE(&tr->waiting, d, wait_link);
-				d->listed = 0;
-				dest_release(d);
-				continue;
-			}
-			TAILQ_REMOVE(&d->queue, job, link);
+		while ((job = transport_take_queued(tr)) != NULL)
 			job_end(job, 0);
-		}
 	}
 }
