@@ -59,6 +59,28 @@ def is_root():
     return os.geteuid() == 0
 
 
+SASLPASSWD2 = shutil.which("saslpasswd2") or "/usr/sbin/saslpasswd2"
+AUTHD_USER_WHEN_ROOT = "postern-auth"
+
+
+def create_sasldb(inst, users, password, domain):
+    """Create inst.dir/sasl-data/sasldb2 with users, each with password
+    in realm domain, readable by authd's user only; return its path."""
+    data_dir = os.path.join(inst.dir, "sasl-data")
+    os.makedirs(data_dir)
+    sasldb = os.path.join(data_dir, "sasldb2")
+    for user in users:
+        subprocess.run([SASLPASSWD2, "-c", "-p", "-f", sasldb, "-u", domain, user],
+                       input=password + "\n", text=True, check=True)
+    os.chmod(sasldb, 0o600)
+    if is_root():
+        pw = pwd.getpwnam(AUTHD_USER_WHEN_ROOT)
+        os.chown(sasldb, pw.pw_uid, pw.pw_gid)
+        os.chown(data_dir, pw.pw_uid, pw.pw_gid)
+    os.chmod(data_dir, 0o700)
+    return sasldb
+
+
 class Instance:
     """A Postern instance in a temporary directory.
 

@@ -13,22 +13,19 @@ import hashlib
 import hmac
 import os
 import pwd
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD_DIR, Instance, is_root  # noqa: E402
+from harness import (AUTHD_USER_WHEN_ROOT, BUILD_DIR, SASLPASSWD2,  # noqa: E402
+                     Instance, create_sasldb, is_root)
 
 AUTHD = os.path.join(BUILD_DIR, "authd", "authd")
-SASLPASSWD2 = shutil.which("saslpasswd2") or "/usr/sbin/saslpasswd2"
-AUTHD_USER_WHEN_ROOT = "postern-auth"
 DOMAIN = "example.test"
 PASSWORD = "Tr0ub4dor-e2e-x7"
 SLOW_SECONDS = 2.0
@@ -190,18 +187,7 @@ class AuthdTest(unittest.TestCase):
             "smtpd_sasl_local_domain": DOMAIN,
         })
         inst = cls.inst
-        data_dir = os.path.join(inst.dir, "sasl-data")
-        os.makedirs(data_dir)
-        cls.sasldb = os.path.join(data_dir, "sasldb2")
-        for user in ("alice", "carol", "dave"):
-            subprocess.run([SASLPASSWD2, "-c", "-p", "-f", cls.sasldb, "-u", DOMAIN,
-                            user], input=PASSWORD + "\n", text=True, check=True)
-        os.chmod(cls.sasldb, 0o600)
-        if is_root():
-            pw = pwd.getpwnam(AUTHD_USER_WHEN_ROOT)
-            os.chown(cls.sasldb, pw.pw_uid, pw.pw_gid)
-            os.chown(data_dir, pw.pw_uid, pw.pw_gid)
-        os.chmod(data_dir, 0o700)
+        cls.sasldb = create_sasldb(inst, ("alice", "carol", "dave"), PASSWORD, DOMAIN)
 
         cls.saslauthd = FakeSaslauthd(os.path.join(inst.dir, "saslauthd-mux"))
         cls.saslauthd.start()

@@ -13,7 +13,6 @@ authd counts failures per client address.
 import base64
 import os
 import pwd
-import shutil
 import smtplib
 import socket
 import ssl
@@ -24,9 +23,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD_DIR, Instance, SmtpSink, free_port, is_root  # noqa: E402
+from harness import (BUILD_DIR, SASLPASSWD2, Instance, SmtpSink,  # noqa: E402
+                     create_sasldb, free_port, is_root)
 
-SASLPASSWD2 = shutil.which("saslpasswd2") or "/usr/sbin/saslpasswd2"
 AUTHD = os.path.join(BUILD_DIR, "authd", "authd")
 DOMAIN = "example.test"
 PASSWORD = "Plum-7e2e-Qx9vLw"
@@ -37,18 +36,7 @@ AUTH_FAILED = "5.7.8 Error: authentication failed: authentication failure"
 
 def make_sasldb(inst, users):
     """Create a sasldb for users and the SASL configuration of authd."""
-    data_dir = os.path.join(inst.dir, "sasl-data")
-    os.makedirs(data_dir)
-    sasldb = os.path.join(data_dir, "sasldb2")
-    for user in users:
-        subprocess.run([SASLPASSWD2, "-c", "-p", "-f", sasldb, "-u", DOMAIN, user],
-                       input=PASSWORD + "\n", text=True, check=True)
-    os.chmod(sasldb, 0o600)
-    if is_root():
-        pw = pwd.getpwnam("postern-auth")
-        os.chown(sasldb, pw.pw_uid, pw.pw_gid)
-        os.chown(data_dir, pw.pw_uid, pw.pw_gid)
-    os.chmod(data_dir, 0o700)
+    sasldb = create_sasldb(inst, users, PASSWORD, DOMAIN)
     sasl_dir = os.path.join(inst.config_dir, "sasl")
     os.makedirs(sasl_dir)
     with open(os.path.join(sasl_dir, "smtpd.conf"), "w") as f:
