@@ -10,6 +10,7 @@
  *   request.c   request parsing and strict base64, without I/O
  *   sasl.c      libsasl2 setup, mechanism lists and the worker pool
  *   throttle.c  failure counting and lockouts, with the time passed in
+ *   scram.c     SCRAM challenges for unknown users (decoys)
  *
  * Everything but the worker body in sasl.c runs in the main thread, so
  * the throttle table and the connection lists need no locks. A session
@@ -121,6 +122,47 @@ size_t throttle_size(const struct throttle *t);
 /* Failures counted in the current window of key. */
 int throttle_failures(struct throttle *t, const char *key, long long now_ms);
 
+/* ---- scram.c ---- */
+
+/* Maximum salt length of a decoy, in bytes. */
+#define AUTHD_SCRAM_SALT_MAX 64
+
+/* The parts of a SCRAM client-first-message that a decoy needs. */
+struct authd_scram_first {
+	char *user;          /* decoded saslname, allocated */
+	const char *nonce;   /* client nonce, inside the parsed message */
+	size_t nonce_len;
+};
+
+/* Draws the decoy salt key and reads the iteration count from the SASL
+ * configuration file at sasl_config_path (may be NULL). */
+void authd_scram_init(const char *sasl_config_path);
+/* 1 for a SCRAM mechanism that authd can answer with a decoy. */
+int authd_scram_is_scram(const char *mechanism);
+/*
+ * Parses a client-first-message (RFC 5802 section 7) of len bytes,
+ * accepting what libsasl2 2.1.28 accepts before its user lookup. Returns
+ * 0 (release out with authd_scram_first_clear), or -1 with *err_out
+ * pointing to a static message.
+ */
+int authd_scram_parse_first(const char *msg, size_t len,
+    struct authd_scram_first *out, const char **err_out);
+void authd_scram_first_clear(struct authd_scram_first *first);
+/* Writes a decoy server-first-message for first into out. Returns 0, or
+ * -1 for a mechanism without a decoy or a failed random source. */
+int authd_scram_decoy(const char *mechanism,
+    const struct authd_scram_first *first, struct sbuf *out);
+/* Learns the salt length and iteration count from a real
+ * server-first-message that libsasl2 sent, and the time its step took
+ * (elapsed_us, 0 when unknown). */
+void authd_scram_observe(const char *mechanism, const char *msg, size_t len,
+    long long elapsed_us);
+/* Sleeps until a decoy step that has run for elapsed_us takes as long
+ * as the average real first step observed; returns at once before any. */
+void authd_scram_pad(const char *mechanism, long long elapsed_us);
+/* Monotonic clock in microseconds. */
+long long authd_scram_now_us(void);
+
 /* ---- sasl.c ---- */
 
 struct authd_session;
@@ -170,6 +212,8 @@ struct authd_session {
 	int busy;              /* with a worker, or waiting out a delay */
 	int in_pool;           /* with a worker */
 	int dead;              /* aborted or disconnected while busy */
+	int client_messages;   /* client messages passed to libsasl2 */
+	int scram_decoy;       /* answered with a decoy: fail the next step */
 	long long last_used_ms;
 	struct event *delay_ev;
 	struct sbuf delayed_reply;

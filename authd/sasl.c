@@ -216,6 +216,7 @@ void authd_sasl_init(const char *service, const char *config_dir,
 		{SASL_CB_LIST_END, NULL, NULL},
 	};
 	const char *realm = config_str("smtpd_sasl_local_domain");
+	char *conf_path;
 	int rc;
 
 	authd_sasl_service = xstrdup(service);
@@ -235,6 +236,9 @@ void authd_sasl_init(const char *service, const char *config_dir,
 		    sasl_errstring(rc, NULL, NULL));
 	authd_sasl_compute_list(0, mechanisms);
 	authd_sasl_compute_list(1, mechanisms);
+	conf_path = xasprintf("%s/%s.conf", config_dir, service);
+	authd_scram_init(conf_path);
+	free(conf_path);
 	log_info("SASL service %s, configuration %s/%s.conf; mechanisms with "
 	    "TLS: \"%s\", without TLS: \"%s\"", service, config_dir, service,
 	    authd_mech_list[1], authd_mech_list[0]);
@@ -280,7 +284,44 @@ void authd_sasl_dispose(struct authd_session *s)
 	s->sasl_callbacks = NULL;
 }
 
-/* Runs one libsasl2 call for the session. Worker thread. */
+/*
+ * After libsasl2 has handled a SCRAM client-first-message: learns from a
+ * real server-first-message, or replaces SASL_NOUSER with a decoy
+ * challenge written to decoy, so that an unknown user fails at the proof
+ * as a wrong password does. Returns the result code to report. Worker
+ * thread.
+ */
+static int authd_job_scram(struct authd_session *s, int rc, const char *in,
+    unsigned in_len, const char *out, unsigned out_len, long long started_us,
+    struct sbuf *decoy)
+{
+	struct authd_scram_first first;
+	const char *err = NULL;
+
+	if (rc == SASL_CONTINUE) {
+		authd_scram_observe(s->mechanism, out, out_len,
+		    authd_scram_now_us() - started_us);
+		return rc;
+	}
+	if (rc != SASL_NOUSER)
+		return rc;
+	if (authd_scram_parse_first(in, in_len, &first, &err) < 0) {
+		log_warn("%s: no decoy for an unknown user: %s", s->mechanism, err);
+		return rc;
+	}
+	if (authd_scram_decoy(s->mechanism, &first, decoy) < 0) {
+		log_error("%s: cannot make a decoy challenge", s->mechanism);
+		authd_scram_first_clear(&first);
+		return rc;
+	}
+	authd_scram_first_clear(&first);
+	authd_scram_pad(s->mechanism, authd_scram_now_us() - started_us);
+	s->scram_decoy = 1;
+	return SASL_CONTINUE;
+}
+
+/* Runs one libsasl2 call for the session, or fails the step after a
+ * SCRAM decoy. Worker thread. */
 static void authd_job_run(struct authd_session *s)
 {
 	struct authd_job *j = &s->job;
@@ -289,16 +330,30 @@ static void authd_job_run(struct authd_session *s)
 	const char *out = NULL;
 	unsigned out_len = 0;
 	sasl_conn_t *conn = s->sasl;
+	struct sbuf decoy;
+	int first_message = j->input_len >= 0 && s->client_messages++ == 0;
+	long long started_us = authd_scram_now_us();
 	int rc = SASL_OK;
 
+	sbuf_init(&decoy, 4096);
 	if (j->is_start) {
 		rc = authd_sasl_new(s, s->encrypted, &conn);
 		s->sasl = conn;
 		if (rc == SASL_OK)
 			rc = sasl_server_start(conn, s->mechanism,
 			    j->input_len < 0 ? NULL : in, in_len, &out, &out_len);
+	} else if (s->scram_decoy) {
+		rc = SASL_BADAUTH;
 	} else {
 		rc = sasl_server_step(conn, in, in_len, &out, &out_len);
+	}
+	if (first_message && in_len > 0 && authd_scram_is_scram(s->mechanism)) {
+		rc = authd_job_scram(s, rc, in, in_len, out, out_len, started_us,
+		    &decoy);
+		if (decoy.len > 0) {
+			out = decoy.data;
+			out_len = (unsigned)decoy.len;
+		}
 	}
 	if (j->input != NULL)
 		explicit_bzero(j->input, in_len);
@@ -316,12 +371,16 @@ static void authd_job_run(struct authd_session *s)
 		    && name != NULL)
 			snprintf(j->user, sizeof(j->user), "%s",
 			    (const char *)name);
+	} else if (s->scram_decoy) {
+		snprintf(j->detail, sizeof(j->detail), "user not found (a decoy "
+		    "challenge was sent)");
 	} else if (conn != NULL) {
 		snprintf(j->detail, sizeof(j->detail), "%s", sasl_errdetail(conn));
 	} else {
 		snprintf(j->detail, sizeof(j->detail), "%s",
 		    sasl_errstring(rc, NULL, NULL));
 	}
+	sbuf_free(&decoy);
 }
 
 static void *authd_worker(void *arg)

@@ -205,17 +205,44 @@ class ScramCramTest(unittest.TestCase):
             code, text = client.docmd(b64(scram.final(base64.b64decode(text).decode())))
         self.assertEqual((code, text), AUTH_FAILED)
 
-    # NOTE: a server can hide which users exist by replying to an unknown
-    # user with an invented salt and failing at the proof, as it fails a
-    # wrong password. The SCRAM plugin of Cyrus libsasl2 2.1.28 fails an
-    # unknown user at the first message instead, and authd passes that on,
-    # so a SCRAM client can tell unknown users from wrong passwords.
-    @unittest.expectedFailure
+    # The SCRAM plugin of Cyrus libsasl2 2.1.28 fails an unknown user at
+    # the first message; authd replies with a decoy challenge instead, so
+    # the failure comes at the proof, as for a wrong password.
     def test_scram_sha256_unknown_user_gets_challenge(self):
         client = self.connect(source="127.0.0.24")
         scram = ScramClient("nosuchuser", PASSWORD)
         code, text = client.docmd("AUTH", "SCRAM-SHA-256 " + b64(scram.first()))
         self.assertEqual(code, 334, text)
+        code, text = client.docmd(b64(scram.final(base64.b64decode(text).decode())))
+        self.assertEqual((code, text), AUTH_FAILED)
+
+    def server_first(self, user, source):
+        """Send client-first-message for user; return the server's
+        nonce suffix, salt and iteration count, and cancel."""
+        client = self.connect(source=source)
+        scram = ScramClient(user, PASSWORD)
+        code, text = client.docmd("AUTH", "SCRAM-SHA-256 " + b64(scram.first()))
+        self.assertEqual(code, 334, text)
+        fields = dict(item.split("=", 1)
+                      for item in base64.b64decode(text).decode().split(","))
+        self.assertEqual(client.docmd("*")[0], 501)
+        self.assertTrue(fields["r"].startswith(scram.nonce))
+        return fields["r"][len(scram.nonce):], fields["s"], fields["i"]
+
+    def test_scram_sha256_decoy_looks_like_real_user(self):
+        real = [self.server_first("alice", "127.0.0.25") for _ in range(2)]
+        decoy = [self.server_first("nosuchuser", "127.0.0.25") for _ in range(2)]
+        for suffix, salt, iterations in real + decoy:
+            self.assertRegex(suffix, r"^[A-Za-z0-9+/]{32}$")
+            self.assertEqual(len(base64.b64decode(salt)), 32)
+            self.assertEqual(iterations, real[0][2])
+        # Each user keeps one salt across exchanges; nonces are fresh.
+        self.assertEqual(real[0][1], real[1][1])
+        self.assertEqual(decoy[0][1], decoy[1][1])
+        self.assertNotEqual(decoy[0][1], real[0][1])
+        self.assertNotEqual(decoy[0][0], decoy[1][0])
+        self.assertNotEqual(self.server_first("otheruser", "127.0.0.25")[1],
+                            decoy[0][1])
 
     def test_scram_sha256_without_initial_response(self):
         client = self.connect()
