@@ -65,6 +65,7 @@ static struct {
 	enum tls_level level;        /* none, may or encrypt */
 	int wrappermode;
 	int received_header;
+	int ask_ccert;               /* smtpd_tls_ask_ccert */
 	int have_cert;               /* main.cf names a server certificate */
 	long timeout_sec;            /* tlsproxy_timeout */
 	const char *service;
@@ -83,6 +84,7 @@ void smtpd_tls_init(const char *service_name)
 	tls_settings.level = (enum tls_level)level;
 	tls_settings.wrappermode = config_bool("smtpd_tls_wrappermode");
 	tls_settings.received_header = config_bool("smtpd_tls_received_header");
+	tls_settings.ask_ccert = config_bool("smtpd_tls_ask_ccert");
 	tls_settings.timeout_sec = config_time("tlsproxy_timeout");
 	if (tls_settings.timeout_sec <= 0)
 		log_fatal("tlsproxy_timeout must be a positive time, not \"%s\"",
@@ -248,6 +250,9 @@ static void handoff_send(struct smtpd_session *sess)
 	req.role = "server";
 	req.service = tls_settings.service;
 	req.peer = peer;
+	/* Sent always, so a master.cf -o override of this smtpd wins over
+	 * the main.cf value that tlsproxy reads. */
+	req.ask_ccert = tls_settings.ask_ccert ? "yes" : "no";
 	record = tlsproxy_request_encode(&req);
 	sbuf_init(&buf, ATTR_MAX_RECORD);
 	if (attrs_encode(record, &buf) < 0)
@@ -392,6 +397,18 @@ void smtpd_tls_output_flushed(struct smtpd_session *sess)
 		handoff_send(sess);
 }
 
+/* Logs the certificate that a client presented when smtpd_tls_ask_ccert
+ * asked for one; verify_error says why an untrusted one did not verify. */
+static void tls_log_client_cert(const struct smtpd_session *sess,
+    const struct tls_summary *s, const char *trust)
+{
+	log_info("%s client certificate from %s[%s]:%d: subject=\"%s\", "
+	    "issuer=\"%s\", sha256 fingerprint %s%s%s", trust, sess->name,
+	    sess->addr, sess->port, s->peer_subject, s->peer_issuer,
+	    s->peer_fingerprint, s->verified ? "" : ", not verified: ",
+	    s->verified ? "" : s->verify_error);
+}
+
 /* TLS is on: logs it and resets the session to its state before EHLO. */
 static void tls_established(struct smtpd_session *sess,
     const struct tls_summary *s)
@@ -407,6 +424,8 @@ static void tls_established(struct smtpd_session *sess,
 		trust = s->verified ? "Trusted" : "Untrusted";
 	log_info("%s TLS connection established from %s[%s]: %s%s", trust,
 	    sess->name, sess->addr, text, s->resumed ? " (resumed)" : "");
+	if (s->peer_fingerprint[0] != '\0')
+		tls_log_client_cert(sess, s, trust);
 
 	handoff_done(sess);
 	free(sess->tls_summary);
