@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -200,6 +201,10 @@ void service_drop_privileges(struct service *svc)
 
 	if (svc->chroot) {
 		const char *root = config_str("queue_directory");
+		/* Load the time zone (TZ or /etc/localtime) while its file is
+		 * reachable: glibc reads it once and keeps it, and without it
+		 * dates such as those in Received headers would be in UTC. */
+		tzset();
 		if (chroot(root) < 0)
 			log_fatal("chroot to queue_directory %s failed: %s", root,
 			    strerror(errno));
