@@ -129,6 +129,29 @@ static struct master_service *master_service_new(const struct mastercf_entry *e,
 	return svc;
 }
 
+/* Programs that cannot work inside queue_directory, with the reason. */
+static const struct {
+	const char *command;
+	const char *reason;
+} master_no_chroot_programs[] = {
+	{"local", "it writes to mailboxes and home directories outside "
+	    "queue_directory"},
+	{"authd", "libsasl2 loads its plugins and the sasldb from outside "
+	    "queue_directory"},
+};
+
+/* Returns why command cannot run chrooted, or NULL when it can. */
+static const char *master_no_chroot_reason(const char *command)
+{
+	size_t n = sizeof(master_no_chroot_programs) /
+	    sizeof(master_no_chroot_programs[0]);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(master_no_chroot_programs[i].command, command) == 0)
+			return master_no_chroot_programs[i].reason;
+	return NULL;
+}
+
 /* Checks what mastercf_load leaves to the caller. Returns 0 or -1. */
 static int master_service_check(const struct master_service *svc,
     const char *origin, char **err_out)
@@ -146,6 +169,13 @@ static int master_service_check(const struct master_service *svc,
 		*err_out = xasprintf("%s, line %d: service %s: program %s %s",
 		    origin, svc->line, svc->name, svc->path,
 		    errno == ENOENT ? "not found" : "is not an executable file");
+		return -1;
+	}
+	const char *reason = master_no_chroot_reason(svc->command);
+	if (svc->chroot && reason != NULL) {
+		*err_out = xasprintf("%s, line %d: service %s: %s cannot run "
+		    "chrooted because %s; set its chroot column to n", origin,
+		    svc->line, svc->name, svc->command, reason);
 		return -1;
 	}
 	if (strcmp(svc->type, "unix") == 0 && strchr(svc->name, '/') != NULL) {
