@@ -21,6 +21,7 @@
 #include "log.h"
 #include "maps_impl.h"
 #include "sbuf.h"
+#include "service.h"
 
 struct map_db {
 	DB *db;
@@ -145,6 +146,10 @@ static void map_db_refresh(struct map *m, struct map_db *st)
 	if (now == st->checked_at)
 		return;
 	st->checked_at = now;
+	/* After a chroot the path is out of reach, so the file opened before
+	 * stays in use. New processes (postern reload) open a rebuilt one. */
+	if (service_chrooted())
+		return;
 	if (stat(st->db_path, &sb) < 0) {
 		if (log_ratelimit(st->db_path, 1, 60))
 			log_warn("table %s: stat of %s failed: %s; still using the "

@@ -25,6 +25,8 @@
 volatile sig_atomic_t service_stop_requested;
 volatile sig_atomic_t service_drain_requested;
 
+static int service_root_changed;
+
 static void service_on_signal(int sig)
 {
 	if (sig == SIGTERM)
@@ -211,10 +213,16 @@ void service_drop_privileges(struct service *svc)
 		if (chdir("/") < 0)
 			log_fatal("chdir to / inside %s failed: %s", root,
 			    strerror(errno));
+		service_root_changed = 1;
 	}
 	if (svc->unpriv)
 		service_switch_user(user, uid, gid);
 	free(user);
+}
+
+int service_chrooted(void)
+{
+	return service_root_changed;
 }
 
 void service_report(struct service *svc, enum service_state state)

@@ -73,6 +73,14 @@ void service_init(struct service *svc, const char *program, int argc,
  */
 void service_drop_privileges(struct service *svc);
 
+/*
+ * Returns 1 after service_drop_privileges() chrooted this process into
+ * queue_directory, else 0. From then on queue paths are relative to "/"
+ * and absolute paths from main.cf (tables, certificates, /etc files)
+ * name files outside reach: open those before the chroot.
+ */
+int service_chrooted(void);
+
 /* Looks up mail_owner. Returns 0 or -1 (logged) when the user does not
  * exist. When not running as root, returns the current user. */
 int service_mail_owner(uid_t *uid_out, gid_t *gid_out);
