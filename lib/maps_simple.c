@@ -7,9 +7,11 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "maps_impl.h"
 #include "sbuf.h"
+#include "service.h"
 
 /* inline: */
 
@@ -278,6 +280,14 @@ static int unix_lookup(struct map *m, const char *key, char **value_out,
 		return 0;
 	errno = 0;
 	pw = getpwnam(key);
+	if (pw == NULL && service_chrooted() && access("/etc/passwd", R_OK) < 0) {
+		/* Without this check every user would be "not found", and
+		 * smtpd would reject valid local recipients with 550. */
+		*err_out = xasprintf("table %s: no etc/passwd inside the chroot "
+		    "(queue_directory): copy /etc/passwd there, or set the "
+		    "chroot column of this service to n", m->spec);
+		return -1;
+	}
 	if (pw == NULL) {
 		/* getpwnam(3) lists these for "not found". */
 		if (errno == 0 || errno == ENOENT || errno == ESRCH ||
