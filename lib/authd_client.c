@@ -49,7 +49,10 @@ const char *authd_failure_smtp_reply(const struct authd_reply *r)
 {
 	switch (r->failure) {
 	case AUTHD_FAILURE_CREDENTIALS:
-		return "535 5.7.8 Error: authentication failed";
+		/* The same text for a wrong password and an unknown user,
+		 * so a client cannot tell which names exist. */
+		return "535 5.7.8 Error: authentication failed: "
+		    "authentication failure";
 	case AUTHD_FAILURE_SYNTAX:
 		return "501 5.5.2 Error: invalid base64 data";
 	case AUTHD_FAILURE_CANCELLED:
@@ -57,9 +60,10 @@ const char *authd_failure_smtp_reply(const struct authd_reply *r)
 	case AUTHD_FAILURE_MECHANISM:
 		return "504 5.5.4 Error: unsupported authentication mechanism";
 	case AUTHD_FAILURE_THROTTLED:
-		return "454 4.7.0 Error: too many failed logins, try again later";
+		return "454 4.7.0 Temporary authentication failure: too many "
+		    "failed logins, try again later";
 	default:
-		return "454 4.7.0 Error: temporary authentication failure";
+		return "454 4.7.0 Temporary authentication failure";
 	}
 }
 

@@ -125,8 +125,8 @@ void authd_reply_clear(struct authd_reply *r);
 const char *authd_failure_name(enum authd_failure f);
 enum authd_failure authd_failure_from_name(const char *name);
 
-/* The SMTP reply ("535 5.7.8 Error: authentication failed") that fits a
- * failed reply; a static string. */
+/* The SMTP reply that smtpd sends for a failed reply ("535 5.7.8 Error:
+ * authentication failed: authentication failure"); a static string. */
 const char *authd_failure_smtp_reply(const struct authd_reply *r);
 
 /*

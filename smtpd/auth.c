@@ -250,29 +250,6 @@ static void auth_success(struct smtpd_session *sess, const char *user)
 	smtpd_session_resume(sess);
 }
 
-/* The reply for an exchange that authd ended with a failure. */
-static const char *failure_reply(const struct authd_reply *r)
-{
-	switch (r->failure) {
-	case AUTHD_FAILURE_CREDENTIALS:
-		/* The same text for a wrong password and an unknown user,
-		 * so a client cannot tell which names exist. */
-		return "535 5.7.8 Error: authentication failed: "
-		    "authentication failure";
-	case AUTHD_FAILURE_SYNTAX:
-		return "501 5.5.2 Error: invalid base64 data";
-	case AUTHD_FAILURE_CANCELLED:
-		return "501 5.7.0 Error: authentication cancelled";
-	case AUTHD_FAILURE_MECHANISM:
-		return "504 5.5.4 Error: unsupported authentication mechanism";
-	case AUTHD_FAILURE_THROTTLED:
-		return "454 4.7.0 Temporary authentication failure: too many "
-		    "failed logins, try again later";
-	default:
-		return "454 4.7.0 Temporary authentication failure";
-	}
-}
-
 static void exchange_cb(void *arg, const struct authd_reply *r)
 {
 	struct smtpd_session *sess = arg;
@@ -302,7 +279,7 @@ static void exchange_cb(void *arg, const struct authd_reply *r)
 		log_warn("%s[%s]: SASL %s authentication failed: %s",
 		    sess->name, sess->addr, a->mechanism,
 		    r->reason ? r->reason : authd_failure_name(r->failure));
-		auth_fail(sess, 0, failure_reply(r));
+		auth_fail(sess, 0, authd_failure_smtp_reply(r));
 		return;
 	}
 }

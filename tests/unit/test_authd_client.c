@@ -59,7 +59,8 @@ TEST(test_authd_client_parse_replies)
 	CHECK_INT(r.temporary, 1);
 	CHECK_INT(r.failure, AUTHD_FAILURE_THROTTLED);
 	CHECK_STR(authd_failure_smtp_reply(&r),
-	    "454 4.7.0 Error: too many failed logins, try again later");
+	    "454 4.7.0 Temporary authentication failure: too many failed "
+	    "logins, try again later");
 	authd_reply_clear(&r);
 	attrs_free(&a);
 }
