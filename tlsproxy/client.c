@@ -47,6 +47,8 @@ static gnutls_certificate_credentials_t client_cred_get(const char *ca_file,
 		if (strcmp(client_creds[i].ca_file, ca_file) == 0)
 			return client_creds[i].cred;
 
+	/* NOTE: loaded on first use, so a chrooted tlsproxy finds ca_file
+	 * and the system store only if copied under queue_directory. */
 	gnutls_certificate_allocate_credentials(&cred);
 	if (ca_file[0] != '\0')
 		rc = gnutls_certificate_set_x509_trust_file(cred, ca_file,
