@@ -11,21 +11,160 @@
 
 #include "config.h"
 #include "log.h"
+#include "mastercf.h"
 #include "sbuf.h"
+#include "service.h"
 #include "tlsproxy.h"
 #include "tlsproxy_client.h"
 
-/* Credential sets by CA file; a few distinct files are expected (the
- * default and some per-destination ones), so a short list is enough. */
+/* Credential sets by CA file. tlsproxy_client_init() loads the files
+ * that the configuration names before the chroot. Other files load on
+ * first use, which works only without a chroot. */
 #define CLIENT_CRED_MAX 16
+/* Preloaded entries stay for the process's life; the rest of the table
+ * is a cache of on-demand entries that drops its oldest when full. */
+#define CLIENT_CRED_PRELOAD_MAX (CLIENT_CRED_MAX / 2)
 
 struct client_cred {
 	char *ca_file;                /* "" for the system store */
-	gnutls_certificate_credentials_t cred;
+	gnutls_certificate_credentials_t cred;   /* NULL when loading failed */
+	char *error;                  /* the reason loading failed, or NULL */
+	int preloaded;
 };
 
 static struct client_cred client_creds[CLIENT_CRED_MAX];
 static size_t client_cred_count;
+
+/* Loads ca_file, or the system store for "". Returns the credentials, or
+ * NULL with a malloc'd reason in *error_out. */
+static gnutls_certificate_credentials_t client_cred_load(const char *ca_file,
+    char **error_out)
+{
+	gnutls_certificate_credentials_t cred;
+	int rc;
+
+	rc = gnutls_certificate_allocate_credentials(&cred);
+	if (rc < 0) {
+		*error_out = xasprintf("cannot allocate credentials: %s",
+		    gnutls_strerror(rc));
+		return NULL;
+	}
+	if (ca_file[0] != '\0')
+		rc = gnutls_certificate_set_x509_trust_file(cred, ca_file,
+		    GNUTLS_X509_FMT_PEM);
+	else
+		rc = gnutls_certificate_set_x509_system_trust(cred);
+	if (rc <= 0) {
+		*error_out = xasprintf("cannot load trust anchors from %s: %s",
+		    ca_file[0] ? ca_file : "the system store",
+		    rc < 0 ? gnutls_strerror(rc) : "no certificates found");
+		gnutls_certificate_free_credentials(cred);
+		return NULL;
+	}
+	return cred;
+}
+
+static struct client_cred *client_cred_find(const char *ca_file)
+{
+	for (size_t i = 0; i < client_cred_count; i++)
+		if (strcmp(client_creds[i].ca_file, ca_file) == 0)
+			return &client_creds[i];
+	return NULL;
+}
+
+/* Makes room for one on-demand entry by dropping the oldest one. Its
+ * credentials are never freed, because live sessions may still use
+ * them. */
+static void client_cred_evict(void)
+{
+	size_t i = 0;
+
+	while (i < client_cred_count && client_creds[i].preloaded)
+		i++;
+	if (i == client_cred_count)
+		return;
+	log_warn("more than %d distinct CA files in use; dropping %s from "
+	    "the cache", CLIENT_CRED_MAX, client_creds[i].ca_file);
+	free(client_creds[i].ca_file);
+	free(client_creds[i].error);
+	client_cred_count--;
+	memmove(&client_creds[i], &client_creds[i + 1],
+	    (client_cred_count - i) * sizeof(client_creds[0]));
+}
+
+/* Stores a loaded ca_file, or its loading error, in the table. */
+static void client_cred_store(const char *ca_file,
+    gnutls_certificate_credentials_t cred, char *error, int preloaded)
+{
+	struct client_cred *c;
+
+	if (client_cred_count == CLIENT_CRED_MAX)
+		client_cred_evict();
+	c = &client_creds[client_cred_count++];
+	c->ca_file = xstrdup(ca_file);
+	c->cred = cred;
+	c->error = error;
+	c->preloaded = preloaded;
+}
+
+/* Loads ca_file at start and logs a failure. Requests that need the file
+ * get the same reason later. */
+static void client_cred_preload(const char *ca_file, const char *origin)
+{
+	gnutls_certificate_credentials_t cred;
+	char *error = NULL;
+
+	if (client_cred_find(ca_file) != NULL)
+		return;
+	if (client_cred_count == CLIENT_CRED_PRELOAD_MAX) {
+		log_warn("%s: more than %d CA files to load at start; %s loads "
+		    "on first use, which fails in a chroot", origin,
+		    CLIENT_CRED_PRELOAD_MAX, ca_file);
+		return;
+	}
+	cred = client_cred_load(ca_file, &error);
+	if (cred == NULL)
+		log_warn("%s: %s", origin, error);
+	client_cred_store(ca_file, cred, error, 1);
+}
+
+/* Preloads the smtp_tls_CAfile values that master.cf gives smtp
+ * services with -o, because an agent sends its own value with each
+ * request. */
+static void client_cred_preload_mastercf(void)
+{
+	struct mastercf_entry *entries = NULL;
+	size_t count = 0;
+	char *path = xasprintf("%s/master.cf", config_dir());
+	char *err = NULL;
+	const char *prefix = "smtp_tls_CAfile=";
+
+	if (mastercf_load(path, &entries, &count, &err) < 0) {
+		log_warn("cannot read CA files named in master.cf: %s", err);
+		free(err);
+		free(path);
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		for (size_t j = 0; j < entries[i].noverrides; j++) {
+			const char *o = entries[i].overrides[j];
+			char *ca_file, *origin;
+
+			if (strncmp(o, prefix, strlen(prefix)) != 0 ||
+			    o[strlen(prefix)] == '\0')
+				continue;
+			ca_file = config_expand(o + strlen(prefix));
+			origin = xasprintf("%s line %d: smtp_tls_CAfile", path,
+			    entries[i].line);
+			if (ca_file[0] != '\0')
+				client_cred_preload(ca_file, origin);
+			free(origin);
+			free(ca_file);
+		}
+	}
+	mastercf_free(&entries, count);
+	free(path);
+}
 
 void tlsproxy_client_init(void)
 {
@@ -34,47 +173,47 @@ void tlsproxy_client_init(void)
 	if (level[0] != '\0' && tls_level_parse(level) < 0)
 		log_warn("invalid smtp_tls_security_level \"%s\": requests "
 		    "without a security_level will fail", level);
+	/* smtp_tls_policy_maps cannot name a CA file (tls_policy_parse()
+	 * rejects tafile), so these are all the files a request can name
+	 * unless an agent's configuration changes without a reload. */
+	client_cred_preload(config_str("smtp_tls_CAfile"), "client role");
+	client_cred_preload_mastercf();
 }
 
-/* Returns the credentials for ca_file, loading them on first use. */
+/* Returns the credentials for ca_file. Without a chroot, a file that
+ * tlsproxy_client_init() did not load, or failed to load, is loaded now.
+ * Such a failure is not cached, so a fixed file works at once. */
 static gnutls_certificate_credentials_t client_cred_get(const char *ca_file,
     char *reason, size_t size)
 {
+	struct client_cred *c = client_cred_find(ca_file);
 	gnutls_certificate_credentials_t cred;
-	int rc;
+	char *error = NULL;
 
-	for (size_t i = 0; i < client_cred_count; i++)
-		if (strcmp(client_creds[i].ca_file, ca_file) == 0)
-			return client_creds[i].cred;
-
-	/* NOTE: loaded on first use, so a chrooted tlsproxy finds ca_file
-	 * and the system store only if copied under queue_directory. */
-	gnutls_certificate_allocate_credentials(&cred);
-	if (ca_file[0] != '\0')
-		rc = gnutls_certificate_set_x509_trust_file(cred, ca_file,
-		    GNUTLS_X509_FMT_PEM);
-	else
-		rc = gnutls_certificate_set_x509_system_trust(cred);
-	if (rc <= 0) {
-		snprintf(reason, size, "cannot load trust anchors from %s: %s",
-		    ca_file[0] ? ca_file : "the system store",
-		    rc < 0 ? gnutls_strerror(rc) : "no certificates found");
-		gnutls_certificate_free_credentials(cred);
+	if (c != NULL && c->cred != NULL)
+		return c->cred;
+	if (service_chrooted()) {
+		if (c != NULL)
+			snprintf(reason, size, "%s", c->error);
+		else
+			snprintf(reason, size, "cannot load trust anchors from "
+			    "%s: not loaded at start and outside the chroot",
+			    ca_file[0] ? ca_file : "the system store");
 		return NULL;
 	}
-	if (client_cred_count == CLIENT_CRED_MAX) {
-		/* NOTE: the oldest entry leaves the cache but its credentials
-		 * are never freed, because live sessions may still use them. */
-		log_warn("more than %d distinct CA files in use; the cache "
-		    "keeps only the latest", CLIENT_CRED_MAX);
-		client_cred_count--;
-		free(client_creds[0].ca_file);
-		memmove(&client_creds[0], &client_creds[1],
-		    client_cred_count * sizeof(client_creds[0]));
+	cred = client_cred_load(ca_file, &error);
+	if (cred == NULL) {
+		snprintf(reason, size, "%s", error);
+		free(error);
+		return NULL;
 	}
-	client_creds[client_cred_count].ca_file = xstrdup(ca_file);
-	client_creds[client_cred_count].cred = cred;
-	client_cred_count++;
+	if (c != NULL) {
+		free(c->error);
+		c->error = NULL;
+		c->cred = cred;
+	} else {
+		client_cred_store(ca_file, cred, NULL, 0);
+	}
 	return cred;
 }
 

@@ -2,9 +2,10 @@
  * tlsproxy: service setup, the listener on private/tlsproxy, signals and
  * session bookkeeping.
  *
- * Keys are read as root in tlsproxy_server_init() before the privilege
- * drop. A reload makes master start a new generation of processes, which
- * load the certificates again, and send SIGUSR1 to the old ones: those stop
+ * Keys are read as root in tlsproxy_server_init(), and the client role's
+ * trust anchors in tlsproxy_client_init(), before the privilege drop and
+ * the chroot. A reload makes master start a new generation of processes,
+ * which load both again. master sends SIGUSR1 to the old ones: those stop
  * accepting and exit when their last session ends, so renewed
  * certificates apply to new sessions without cutting live ones.
  */
@@ -185,8 +186,8 @@ int main(int argc, char **argv)
 		log_fatal("cannot initialize GnuTLS: %s", gnutls_strerror(rc));
 
 	tlsproxy_server_init();
-	service_drop_privileges(&tlsproxy_service);
 	tlsproxy_client_init();
+	service_drop_privileges(&tlsproxy_service);
 
 	tlsproxy_base = event_base_new();
 	if (tlsproxy_base == NULL)

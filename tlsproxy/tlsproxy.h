@@ -104,6 +104,11 @@ int tlsproxy_server_session(struct tlsproxy_session *s, const char **reason_out)
 int tlsproxy_server_ready(void);
 
 /* client.c */
+/* Loads the trust anchors that requests can name: smtp_tls_CAfile, or the
+ * system store when it is empty, and each "-o smtp_tls_CAfile=" value of
+ * master.cf. Runs before the chroot and keeps them for the process's
+ * life. A failure is logged, and requests that need the file fail with
+ * the same reason. */
 void tlsproxy_client_init(void);
 int tlsproxy_client_session(struct tlsproxy_session *s, char *reason,
     size_t reason_size);

@@ -5,11 +5,14 @@ queue_directory, while local stays outside because it writes the
 mailboxes. The tests read /proc/PID/root of each process, deliver to a
 virtual mailbox over plain SMTP and over STARTTLS, and relay through the
 smtp agent to a sink. The Received header must keep the time zone that
-was in effect before the chroot. A second instance has copies of the
+was in effect before the chroot. Another pair of instances relays at
+smtp_tls_security_level = verify through a chrooted tlsproxy, whose CA
+file lies outside the chroot. A second instance has copies of the
 /etc files for name lookups inside the chroot, and a third asks for a
 chrooted local and must not start.
 """
 
+import json
 import os
 import re
 import shutil
@@ -216,6 +219,110 @@ class ChrootServicesTest(unittest.TestCase):
         self.assertIn(b"\r\nbody of chroot relay\r\n", data)
         # The agent waits max_idle for more work, so it is still there.
         self.assert_chrooted("smtp")
+
+
+class ChrootVerifyRelayTest(unittest.TestCase):
+    """Instance A, with smtp and tlsproxy chrooted, relays to instance B,
+    which requires STARTTLS, at smtp_tls_security_level = verify. The CA
+    file lies outside A's queue_directory, so tlsproxy must load it before
+    the chroot."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("chroot needs root")
+        if not os.path.exists(os.path.join(BUILD_DIR, "tlsproxy", "tlsproxy")):
+            raise unittest.SkipTest("tlsproxy is not built")
+        cls.b = Instance(tls=True, main_cf={"smtpd_tls_security_level": "encrypt"})
+        cls.b.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.b.stop()
+
+    def relay_instance(self, ca_file, master_cf_extra="", main_cf=None):
+        """Start A with ca_file as smtp_tls_CAfile; None means A's own
+        test root, which did not sign B's certificate."""
+        nexthop = "[127.0.0.1]:%d" % self.b.smtp_port
+        a = ChrootInstance(CHROOTED, tls=True, master_cf_extra=master_cf_extra,
+                           main_cf={
+            "virtual_mailbox_domains": "a.example.test",
+            "relayhost": nexthop,
+            "smtp_tls_security_level": "verify",
+            # B is reached by address, so name the certificate to expect.
+            "smtp_tls_policy_maps": "inline:{ %s={verify match=mail.example.test} }"
+                                    % nexthop,
+        })
+        a.main_cf["smtp_tls_CAfile"] = ca_file or a.tls_ca
+        a.main_cf.update(main_cf or {})
+        a.write_main_cf()
+        a.start()
+        self.addCleanup(a.stop)
+        return a
+
+    @staticmethod
+    def submit(a, subject):
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=20,
+                          source_address=("127.0.0.2", 0)) as s:
+            s.ehlo("client.example.org")
+            s.sendmail("sender@example.org", ["alice@example.test"],
+                       message(subject))
+
+    def test_verified_relay_delivered(self):
+        a = self.relay_instance(self.b.tls_ca)
+        self.submit(a, "chroot verify")
+        deadline = time.monotonic() + 20
+        found = []
+        while not found and time.monotonic() < deadline:
+            found = [m for m in self.b.messages("alice")
+                     if b"Subject: chroot verify\n" in m]
+            time.sleep(0.05)
+        self.assertEqual(len(found), 1, a.log_text()[-4000:])
+        # B's own Received header comes first and records A's STARTTLS.
+        first = found[0].split(b"\nReceived: ")[1]
+        self.assertRegex(first, rb"\(using TLSv1\.[23] with cipher \S+ "
+                                rb"\(\d+/\d+ bits\)\)")
+        self.assertIn(b"with ESMTPS id", first)
+        self.assertIn("Verified TLS connection established to", a.log_text())
+        for pid in a.service_pids().get("tlsproxy", []):
+            self.assertEqual(process_root(pid), os.path.realpath(a.queue_dir))
+
+    def test_master_cf_ca_file_delivered(self):
+        # main.cf names the wrong CA file, and the transport's -o names
+        # the right one: tlsproxy must have loaded that one at start too.
+        a = self.relay_instance(None, master_cf_extra=(
+            "smtpverify unix - - y - - smtp\n"
+            "  -o smtp_tls_CAfile=%s\n" % self.b.tls_ca),
+            main_cf={"default_transport": "smtpverify"})
+        self.submit(a, "chroot master.cf ca")
+        deadline = time.monotonic() + 20
+        found = []
+        while not found and time.monotonic() < deadline:
+            found = [m for m in self.b.messages("alice")
+                     if b"Subject: chroot master.cf ca\n" in m]
+            time.sleep(0.05)
+        self.assertEqual(len(found), 1, a.log_text()[-4000:])
+        self.assertIn("Verified TLS connection established to", a.log_text())
+
+    def test_wrong_ca_deferred(self):
+        a = self.relay_instance(None)
+        self.submit(a, "chroot wrong ca")
+        deadline = time.monotonic() + 20
+        entries = []
+        out = ""
+        while time.monotonic() < deadline:
+            out = a.postern("queue", "--json").stdout
+            entries = [json.loads(line) for line in out.splitlines()
+                       if line.strip()]
+            if entries and entries[0]["recipients"][0]["delay_reason"]:
+                break
+            time.sleep(0.2)
+        self.assertEqual(len(entries), 1, out)
+        recipient = entries[0]["recipients"][0]
+        self.assertEqual(recipient["status"], "pending")
+        self.assertIn("server certificate verification failed",
+                      recipient["delay_reason"])
+        self.assertNotIn("cannot load trust anchors", recipient["delay_reason"])
 
 
 class ChrootEtcFilesTest(unittest.TestCase):
