@@ -58,6 +58,14 @@ const struct config_param config_params[] = {
 	{"smtpd_hard_error_limit", "20"},
 	{"smtpd_soft_error_limit", "10"},
 	{"smtpd_client_connection_limit", "10000"},
+	/* Per-client limits counted by anvil; 0 turns a limit off. */
+	{"smtpd_client_connection_count_limit", "50"},
+	{"smtpd_client_connection_rate_limit", "0"},
+	{"smtpd_client_event_limit_exceptions", "$mynetworks"},
+	{"anvil_rate_time_unit", "60s"},
+	/* yes: smtpd_timeout bounds a whole command line or DATA phase. */
+	{"smtpd_per_request_deadline", "no"},
+	{"smtpd_min_data_rate", "500"},   /* bytes per second */
 	{"smtpd_relay_restrictions",
 	    "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"},
 	{"smtpd_recipient_restrictions", ""},

@@ -18,7 +18,8 @@ lib_libpostern_a_SOURCES = \
 	lib/wakeup.c lib/wakeup.h \
 	lib/tlsproxy_client.c lib/tlsproxy_client.h \
 	lib/tls_pem.c lib/tls_pem.h lib/tls_check.c lib/tls_check.h \
-	lib/authd_client.c lib/authd_client.h
+	lib/authd_client.c lib/authd_client.h \
+	lib/anvil_proto.h
 lib_libpostern_a_CFLAGS = $(AM_CFLAGS) $(PCRE2_CFLAGS) $(GNUTLS_CFLAGS)
 
 # Libraries every program links; programs add their own on top.

@@ -107,6 +107,11 @@ static void settings_load(void)
 	    config_int("smtpd_recipient_overshoot_limit");
 	s->hard_error_limit = config_int("smtpd_hard_error_limit");
 	s->connection_limit = config_int("smtpd_client_connection_limit");
+	s->per_request_deadline = config_bool("smtpd_per_request_deadline");
+	s->min_data_rate = config_int("smtpd_min_data_rate");
+	if (s->min_data_rate <= 0)
+		log_fatal("invalid smtpd_min_data_rate %ld: use a positive "
+		    "number of bytes per second", s->min_data_rate);
 	s->normalize_bare_newline = bare_newline_setting();
 	s->peername_lookup = config_bool("smtpd_peername_lookup");
 	s->disable_vrfy = config_bool("disable_vrfy_command");
@@ -229,6 +234,8 @@ int main(int argc, char **argv)
 
 	service_init(&smtpd_service, "smtpd", argc, argv);
 	settings_load();
+	smtpd_settings.service_name = smtpd_service.name;
+	smtpd_limits_init();
 	smtpd_policy_init();
 	smtpd_auth_init();
 	smtpd_tls_init(smtpd_service.name);

@@ -53,9 +53,8 @@ int smtpd_session_count(void)
 	return session_total;
 }
 
-/* TODO: each byte restarts smtpd_timeout, so a client that sends one
- * byte at a time keeps its session for as long as it likes (Postfix's
- * smtpd_per_request_deadline and smtpd_min_data_rate bound this). */
+/* smtpd_timeout restarts with each read, unless
+ * smtpd_per_request_deadline is on (session_deadline_update). */
 static void transport_setup(struct smtpd_session *sess)
 {
 	struct timeval tv = {smtpd_settings.timeout, 0};
@@ -63,6 +62,51 @@ static void transport_setup(struct smtpd_session *sess)
 	bufferevent_setcb(sess->bev, session_read_cb, session_write_cb,
 	    session_event_cb, sess);
 	bufferevent_set_timeouts(sess->bev, &tv, &tv);
+	sess->deadline_ms = 0;
+}
+
+/*
+ * smtpd_per_request_deadline = yes: the read timeout becomes the time
+ * left until the deadline of the current request, so a client cannot
+ * stretch a request by sending a byte now and then. A command line has
+ * smtpd_timeout from the moment smtpd waits for it. The DATA phase
+ * starts with smtpd_timeout, and each read of N message bytes adds
+ * N / smtpd_min_data_rate seconds, as in Postfix, but never more than
+ * smtpd_timeout ahead of now. new_request is 1 after a command line was
+ * handled; data_bytes are the DATA bytes consumed since the last call.
+ */
+static void session_deadline_update(struct smtpd_session *sess,
+    int new_request, size_t data_bytes)
+{
+	long long limit_ms = smtpd_settings.timeout * 1000LL;
+	struct timeval read_tv, write_tv = {smtpd_settings.timeout, 0};
+	long long now, left;
+
+	if (!smtpd_settings.per_request_deadline)
+		return;
+	if (sess->state != SMTPD_STATE_COMMAND &&
+	    sess->state != SMTPD_STATE_DATA) {
+		if (sess->deadline_ms != 0)
+			bufferevent_set_timeouts(sess->bev, &write_tv, &write_tv);
+		sess->deadline_ms = 0;
+		return;
+	}
+	now = iox_now_ms();
+	if (new_request || sess->deadline_ms == 0 ||
+	    sess->state != sess->deadline_state) {
+		sess->deadline_state = sess->state;
+		sess->deadline_ms = now + limit_ms;
+	} else if (sess->state == SMTPD_STATE_DATA && data_bytes > 0) {
+		left = sess->deadline_ms - now +
+		    (long long)data_bytes * 1000 / smtpd_settings.min_data_rate;
+		sess->deadline_ms = now + (left < limit_ms ? left : limit_ms);
+	}
+	left = sess->deadline_ms - now;
+	if (left < 1)
+		left = 1;  /* expired: the timeout event fires at once */
+	read_tv.tv_sec = left / 1000;
+	read_tv.tv_usec = (left % 1000) * 1000;
+	bufferevent_set_timeouts(sess->bev, &read_tv, &write_tv);
 }
 
 /* Rejects a connection over smtpd_client_connection_limit without
@@ -138,9 +182,17 @@ void smtpd_session_start(struct smtpd_session *sess, char *name)
 
 void smtpd_session_greet(struct smtpd_session *sess)
 {
+	if (smtpd_limits_start(sess))
+		return;
+	smtpd_session_banner(sess);
+}
+
+void smtpd_session_banner(struct smtpd_session *sess)
+{
 	smtpd_reply(sess, "220 %s", smtpd_settings.banner);
 	sess->state = SMTPD_STATE_COMMAND;
 	bufferevent_enable(sess->bev, EV_READ);
+	session_deadline_update(sess, 1, 0);
 }
 
 void smtpd_reply_raw(struct smtpd_session *sess, const char *text,
@@ -207,10 +259,12 @@ void smtpd_session_reset(struct smtpd_session *sess)
 
 static void session_free(struct smtpd_session *sess)
 {
-	if (sess->state != SMTPD_STATE_LOOKUP)
+	/* The name is set when the connect was logged. */
+	if (sess->name != NULL)
 		session_log_disconnect(sess);
 	if (sess->lookup)
 		smtpd_lookup_cancel(sess);
+	smtpd_limits_session_end(sess);
 	if (sess->job)
 		sess->job->arg = NULL;  /* the commit finishes without us */
 	smtpd_auth_session_free(sess);
@@ -339,18 +393,25 @@ static int session_read_data(struct smtpd_session *sess, struct evbuffer *in)
 static void session_process_input(struct smtpd_session *sess)
 {
 	struct evbuffer *in = bufferevent_get_input(sess->bev);
-	int more = 1;
+	size_t data_bytes = 0;
+	int more = 1, lines = 0;
 
 	while (more) {
-		if (sess->state == SMTPD_STATE_COMMAND)
+		size_t before = evbuffer_get_length(in);
+
+		if (sess->state == SMTPD_STATE_COMMAND) {
 			more = session_read_line(sess, in);
-		else if (sess->state == SMTPD_STATE_DATA)
+			lines += more;
+		} else if (sess->state == SMTPD_STATE_DATA) {
 			more = session_read_data(sess, in);
-		else if (sess->state == SMTPD_STATE_TLS)
+			data_bytes += before - evbuffer_get_length(in);
+		} else if (sess->state == SMTPD_STATE_TLS) {
 			more = smtpd_tls_read_reply(sess, in);
-		else
+		} else {
 			more = 0;
+		}
 	}
+	session_deadline_update(sess, lines > 0, data_bytes);
 	if (evbuffer_get_length(bufferevent_get_output(sess->bev)) >
 	    SESSION_OUTPUT_MAX && sess->state != SMTPD_STATE_CLOSING)
 		bufferevent_disable(sess->bev, EV_READ);
@@ -388,7 +449,8 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    sess->state != SMTPD_STATE_CLOSING) {
-		log_info("timeout after %s from %s[%s]", sess->last_command,
+		log_info("%s after %s from %s[%s]", sess->deadline_ms ?
+		    "request deadline exceeded" : "timeout", sess->last_command,
 		    sess->name, sess->addr);
 		smtpd_session_close_after(sess,
 		    "421 4.4.2 %s Error: timeout exceeded",

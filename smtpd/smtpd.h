@@ -14,6 +14,8 @@
  *   auth.c      SMTP AUTH, with authd_conn.c (the connection to authd)
  *   commit.c    the worker thread that makes queue files durable
  *   tls.c       STARTTLS and wrapper mode: the handoff to tlsproxy
+ *   limits.c    per-client connection limits, with anvil_conn.c (the
+ *               connection to anvil, which counts across processes)
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -45,6 +47,12 @@ struct smtpd_settings {
 	long recipient_overshoot_limit; /* 452 replies before they count as errors */
 	long hard_error_limit;
 	long connection_limit;
+	int per_request_deadline;  /* smtpd_timeout bounds a whole request */
+	long min_data_rate;        /* bytes/s that extend the DATA deadline */
+	long client_count_limit;   /* open connections per client; 0: off */
+	long client_rate_limit;    /* connections per anvil_rate_time_unit */
+	struct cidr_list *limit_exceptions; /* exempt from the two above */
+	const char *service_name;  /* master.cf service, for anvil's counts */
 	int normalize_bare_newline; /* 1: treat bare CR/LF as line ends */
 	int peername_lookup;
 	int disable_vrfy;
@@ -294,6 +302,11 @@ struct smtpd_session {
 	struct smtpd_auth *auth;           /* AUTH exchange in progress */
 	char *sasl_user;                   /* after a successful AUTH */
 	char *sasl_method;                 /* its mechanism */
+	struct smtpd_anvil_call *anvil_call; /* waiting for anvil's counts */
+	int anvil_counted;                 /* anvil counts this connection */
+	unsigned anvil_generation;         /* on this anvil connection */
+	long long deadline_ms;             /* end of the current request, or 0 */
+	enum smtpd_state deadline_state;   /* the state deadline_ms is for */
 	unsigned short count_ok[SMTPD_CMD_COUNT];
 	unsigned short count_all[SMTPD_CMD_COUNT];
 };
@@ -325,9 +338,14 @@ int smtpd_session_error(struct smtpd_session *sess);
  * sends the banner and starts reading. */
 void smtpd_session_start(struct smtpd_session *sess, char *name);
 
-/* Sends the banner and starts reading commands; smtpd_session_start()
- * calls it, or tls.c once wrapper-mode TLS is on. */
+/* Checks the per-client limits, then sends the banner and starts
+ * reading commands; smtpd_session_start() calls it, or tls.c once
+ * wrapper-mode TLS is on. */
 void smtpd_session_greet(struct smtpd_session *sess);
+
+/* Sends the banner and starts reading commands, without the checks of
+ * smtpd_session_greet(); for limits.c once anvil replied. */
+void smtpd_session_banner(struct smtpd_session *sess);
 
 /* Frees the session at once. Not for use inside input processing or a
  * callback of the session's bufferevent other than its last action. */
@@ -399,6 +417,56 @@ int smtpd_tls_read_reply(struct smtpd_session *sess, struct evbuffer *in);
 
 /* Frees the session's TLS state; for session_free. */
 void smtpd_tls_free(struct smtpd_session *sess);
+
+/* ---- limits.c: smtpd_client_connection_count_limit and
+ * smtpd_client_connection_rate_limit through anvil. */
+
+/* Reads the limit settings into smtpd_settings; exits on invalid ones.
+ * Call once at start. */
+void smtpd_limits_init(void);
+
+/*
+ * Starts the check of sess's client against the limits. Returns 0 when
+ * no check applies (the caller sends the banner), or 1 when anvil was
+ * asked: limits.c then sends the banner, or 421 and closes, from the
+ * loop. When anvil cannot be asked the client is let in.
+ */
+int smtpd_limits_start(struct smtpd_session *sess);
+
+/* Cancels a check in progress and tells anvil the connection ended;
+ * for session_free. */
+void smtpd_limits_session_end(struct smtpd_session *sess);
+
+/* ---- anvil_conn.c: the process's connection to anvil. */
+
+/* Called once per call: status 0 with the client's open connections
+ * and its connections in the current rate window (both counting this
+ * one), or -1 when anvil could not answer. */
+typedef void (*smtpd_anvil_cb)(void *arg, int status, long count,
+    long rate);
+
+struct smtpd_anvil_call;
+
+/*
+ * Asks anvil to count a new connection of ident ("SERVICE:ADDRESS"),
+ * connecting first when needed. cb runs later from the loop, never
+ * before this returns. The call stays valid until cb runs or
+ * smtpd_anvil_cancel().
+ */
+struct smtpd_anvil_call *smtpd_anvil_connect(const char *ident,
+    smtpd_anvil_cb cb, void *arg);
+
+/* Forgets a call without running its callback, and withdraws its count
+ * from anvil. Sets *call to NULL. */
+void smtpd_anvil_cancel(struct smtpd_anvil_call **call);
+
+/* Tells anvil that a connection of ident counted on connection
+ * generation ended; does nothing when that connection is gone. */
+void smtpd_anvil_disconnect(const char *ident, unsigned generation);
+
+/* Generation of the anvil connection: it changes whenever the
+ * connection is lost, and anvil forgets the counts made on it. */
+unsigned smtpd_anvil_generation(void);
 
 /* ---- lookup.c: client host names. */
 
