@@ -167,6 +167,9 @@ const struct config_param config_params[] = {
 	{"smtp_quit_timeout", "300s"},
 	{"smtp_connection_cache_time_limit", "2s"},
 	{"smtp_bind_address", ""},
+	{"smtp_mx_address_limit", "5"},
+	{"smtp_mx_session_limit", "2"},
+	{"smtp_dns_resolver_address", ""},
 	{"lmtp_lhlo_name", "$myhostname"},
 
 	{NULL, NULL}

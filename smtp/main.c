@@ -34,6 +34,26 @@ static int main_timeout_ms(const char *name)
 	return (int)(sec * 1000);
 }
 
+/* Sets up the MX lookups: the resolver, the limits and this host's
+ * names and addresses. Runs before a chroot, which hides resolv.conf. */
+static void main_configure_routes(struct smtp_agent *agent)
+{
+	char *err = NULL;
+
+	agent->mx_address_limit = config_int("smtp_mx_address_limit");
+	agent->mx_session_limit = config_int("smtp_mx_session_limit");
+	if (agent->mx_address_limit < 0 || agent->mx_session_limit < 0)
+		log_fatal("smtp_mx_address_limit and smtp_mx_session_limit "
+		    "must be 0 (no limit) or more, not %ld and %ld",
+		    agent->mx_address_limit, agent->mx_session_limit);
+	if (smtp_dns_init(config_str("smtp_dns_resolver_address"), &err) < 0)
+		log_fatal("%s", err);
+	if (smtp_self_init(&agent->self, config_str("myhostname"),
+	    config_str("inet_interfaces"), &err) < 0)
+		log_fatal("%s", err);
+	srandom((unsigned)(iox_now_ms() ^ (long long)getpid() << 16));
+}
+
 static void main_configure(struct smtp_agent *agent)
 {
 	const char *bind = config_str("smtp_bind_address");
@@ -56,6 +76,7 @@ static void main_configure(struct smtp_agent *agent)
 	    " \t\r\n") != NULL)
 		log_fatal("smtp_helo_name must be one host name, not \"%s\"",
 		    agent->helo_name);
+	main_configure_routes(agent);
 }
 
 /* Takes the cached connection when it serves the same next hop and
@@ -201,5 +222,6 @@ int main(int argc, char **argv)
 	smtp_session_quit(&agent, &agent.cached);
 	free(agent.helo_name);
 	free(agent.bind_address);
+	smtp_self_free(&agent.self);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * Next hops: the syntax qmgr passes in a request, and the lookup of the
- * addresses to connect to.
+ * Next hops: the syntax qmgr passes in a request, and the lookup of a
+ * host's addresses through getaddrinfo() (for "[host]" next hops).
  */
 #define _GNU_SOURCE /* EAI_NODATA */
 #include <errno.h>
@@ -83,8 +83,6 @@ int smtp_nexthop_lookup(const struct smtp_nexthop *nh,
 	struct addrinfo hints, *res = NULL;
 	int rc;
 
-	/* TODO: look up MX records for an unbracketed host before its
-	 * A and AAAA records (RFC 5321 5.1). */
 	memset(out, 0, sizeof(*out));
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -103,18 +101,11 @@ int smtp_nexthop_lookup(const struct smtp_nexthop *nh,
 
 	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 		char buf[64];
-		int dup = 0;
 
 		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
 			continue;
 		sockaddr_to_str(ai->ai_addr, buf, sizeof(buf));
-		for (size_t i = 0; i < out->count; i++)
-			dup |= strcmp(out->addrs[i], buf) == 0;
-		if (dup)
-			continue;
-		out->addrs = xrealloc(out->addrs,
-		    (out->count + 1) * sizeof(*out->addrs));
-		out->addrs[out->count++] = xstrdup(buf);
+		smtp_addr_list_add(out, buf);
 	}
 	freeaddrinfo(res);
 	if (out->count == 0) {
@@ -123,6 +114,22 @@ int smtp_nexthop_lookup(const struct smtp_nexthop *nh,
 		return -1;
 	}
 	return 0;
+}
+
+int smtp_addr_list_has(const struct smtp_addr_list *l, const char *addr)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->addrs[i], addr) == 0)
+			return 1;
+	return 0;
+}
+
+void smtp_addr_list_add(struct smtp_addr_list *l, const char *addr)
+{
+	if (smtp_addr_list_has(l, addr))
+		return;
+	l->addrs = xrealloc(l->addrs, (l->count + 1) * sizeof(*l->addrs));
+	l->addrs[l->count++] = xstrdup(addr);
 }
 
 void smtp_addr_list_free(struct smtp_addr_list *l)

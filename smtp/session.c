@@ -209,12 +209,14 @@ static void session_clear_results(struct smtp_request *req)
 	}
 }
 
-/* Connects to one address and greets it, without STARTTLS when no_tls
- * is 1. Returns the session or NULL with results set; *final_out is 1
- * when no other address may help. */
+/* Connects to one server address (on the port of nh) and greets it,
+ * without STARTTLS when no_tls is 1. Returns the session or NULL with
+ * results set; *final_out is 1 when no other address may help, and
+ * *connected_out is 1 when the TCP connection was established. */
 static struct smtp_conn *session_try_addr(struct smtp_agent *agent,
     struct smtp_request *req, const struct smtp_nexthop *nh,
-    const char *addr, int no_tls, int *final_out)
+    const struct smtp_target *target, int no_tls, int *final_out,
+    int *connected_out)
 {
 	struct smtp_conn *c;
 	enum session_outcome outcome;
@@ -222,33 +224,37 @@ static struct smtp_conn *session_try_addr(struct smtp_agent *agent,
 	int fd;
 
 	*final_out = 0;
+	*connected_out = 0;
 	session_clear_results(req);
-	fd = iox_tcp_connect(addr, nh->port, agent->timeouts.connect,
+	fd = iox_tcp_connect(target->addr, nh->port, agent->timeouts.connect,
 	    agent->bind_address, &err);
 	if (fd < 0) {
 		char text[600];
 
 		snprintf(text, sizeof(text), "connect to %s[%s]:%s: %s",
-		    nh->host, addr, nh->port, strerror(errno));
+		    target->host, target->addr, nh->port, strerror(errno));
 		log_warn("%s: %s", req->qid, text);
 		smtp_request_fail_rest(req, DELIVER_DEFER, "4.4.1", text);
 		free(err);
 		return NULL;
 	}
+	*connected_out = 1;
 
 	c = smtp_conn_new(fd);
 	c->no_tls = no_tls;
 	c->nexthop = xstrdup(req->nexthop);
-	c->host = xstrdup(nh->host);
-	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->host = xstrdup(target->host);
+	snprintf(c->addr, sizeof(c->addr), "%s", target->addr);
 	snprintf(c->port, sizeof(c->port), "%s", nh->port);
-	snprintf(c->peer, sizeof(c->peer), "%s[%s]", nh->host, addr);
+	snprintf(c->peer, sizeof(c->peer), "%s[%s]", target->host,
+	    target->addr);
 	snprintf(c->relay, sizeof(c->relay), "%s:%s", c->peer, nh->port);
 
 	outcome = session_greet(agent, c, req);
 	if (outcome == SESSION_NO_TLS) {
 		smtp_conn_free(&c);
-		return session_try_addr(agent, req, nh, addr, 1, final_out);
+		return session_try_addr(agent, req, nh, target, 1, final_out,
+		    connected_out);
 	}
 	if (outcome == SESSION_READY)
 		return c;
@@ -262,12 +268,13 @@ struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
     struct smtp_request *req)
 {
 	struct smtp_nexthop nh;
-	struct smtp_addr_list addrs;
+	struct smtp_target_list targets;
 	struct smtp_conn *c = NULL;
 	const char *domain = req->nrcpt > 0 ? addr_domain(req->rcpts[0].addr)
 	    : NULL;
+	const char *dsn = NULL;
 	char *err = NULL;
-	int rc;
+	long sessions = 0;
 
 	if (smtp_nexthop_parse(req->nexthop, domain, &nh, &err) < 0) {
 		log_warn("%s: %s", req->qid, err);
@@ -276,25 +283,30 @@ struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
 		return NULL;
 	}
 
-	rc = smtp_nexthop_lookup(&nh, &addrs, &err);
-	if (rc < 0) {
+	if (smtp_route_lookup(&nh, &agent->self, agent->mx_address_limit,
+	    &targets, &dsn, &err) < 0) {
 		log_warn("%s: %s", req->qid, err);
-		smtp_request_fail_rest(req, rc == -1 ? DELIVER_BOUNCE
-		    : DELIVER_DEFER, rc == -1 ? "5.4.4" : "4.4.3", err);
+		smtp_request_fail_rest(req, dsn[0] == '5' ? DELIVER_BOUNCE
+		    : DELIVER_DEFER, dsn, err);
 		free(err);
 		smtp_nexthop_free(&nh);
 		return NULL;
 	}
 
-	for (size_t i = 0; i < addrs.count && c == NULL; i++) {
+	/* A refused connection costs the server nothing, so only
+	 * established ones count against smtp_mx_session_limit. */
+	for (size_t i = 0; i < targets.count && c == NULL; i++) {
 		int final = 0;
+		int connected = 0;
 
-		c = session_try_addr(agent, req, &nh, addrs.addrs[i], 0,
-		    &final);
-		if (final)
+		c = session_try_addr(agent, req, &nh, &targets.items[i], 0,
+		    &final, &connected);
+		sessions += connected;
+		if (final || (c == NULL && agent->mx_session_limit > 0 &&
+		    sessions >= agent->mx_session_limit))
 			break;
 	}
-	smtp_addr_list_free(&addrs);
+	smtp_target_list_free(&targets);
 	smtp_nexthop_free(&nh);
 	return c;
 }

@@ -8,7 +8,9 @@
  * the next request to the same next hop.
  *
  * Parts: main.c (service loop and connection cache), request.c (request
- * and reply), result.c (per-recipient results), nexthop.c (next hop syntax and address lookup), session.c
+ * and reply), result.c (per-recipient results), nexthop.c (next hop
+ * syntax and address lookup), dns.c (MX, A and AAAA queries), mx.c (MX
+ * order, null MX, loops back to this host), session.c
  * (connect, greeting, EHLO, RSET, QUIT), tls.c (STARTTLS),
  * transaction.c (MAIL, RCPT, DATA),
  * body.c (message encoding for DATA), reply.c (server replies).
@@ -97,6 +99,121 @@ struct smtp_addr_list {
 int smtp_nexthop_lookup(const struct smtp_nexthop *nh,
     struct smtp_addr_list *out, char **err_out);
 void smtp_addr_list_free(struct smtp_addr_list *l);
+/* Appends a copy of addr unless the list already holds it. */
+void smtp_addr_list_add(struct smtp_addr_list *l, const char *addr);
+/* 1 when the list holds addr (same numeric text). */
+int smtp_addr_list_has(const struct smtp_addr_list *l, const char *addr);
+
+/*
+ * dns.c: MX, A and AAAA lookups with res_nquery() through one resolver
+ * state, and the parsers of their answers.
+ */
+enum smtp_dns_status {
+	SMTP_DNS_OK,
+	SMTP_DNS_NXDOMAIN,  /* the name does not exist */
+	SMTP_DNS_NODATA,    /* the name exists without records of the type */
+	SMTP_DNS_TEMPFAIL   /* SERVFAIL, timeout, refusal or a malformed answer */
+};
+
+/* One MX record; host is "" for the root name ".". */
+struct smtp_mx {
+	unsigned preference;
+	char *host;
+};
+
+struct smtp_mx_list {
+	struct smtp_mx *items;
+	size_t count;
+};
+
+void smtp_mx_list_free(struct smtp_mx_list *l);
+
+/*
+ * Sets up the resolver from /etc/resolv.conf (call before a chroot).
+ * servers is smtp_dns_resolver_address: empty for the servers of
+ * resolv.conf, else up to 3 IPv4 "address" or "address:port" items
+ * separated by commas or blanks. Returns 0, or -1 with a message in
+ * *err_out (caller frees).
+ */
+int smtp_dns_init(const char *servers, char **err_out);
+
+/*
+ * Parses the answer ans[0..len) to a query for name: the records of the
+ * type that name, or the end of a CNAME chain from name, owns in the
+ * answer section. Other statuses than SMTP_DNS_OK come with a message in
+ * *err_out (caller frees); a truncated or malformed packet is
+ * SMTP_DNS_TEMPFAIL.
+ */
+enum smtp_dns_status smtp_dns_parse_mx(const unsigned char *ans, size_t len,
+    const char *name, struct smtp_mx_list *out, char **err_out);
+/* type is ns_t_a or ns_t_aaaa; addresses are appended to out. */
+enum smtp_dns_status smtp_dns_parse_addrs(const unsigned char *ans,
+    size_t len, const char *name, int type, struct smtp_addr_list *out,
+    char **err_out);
+
+/* Queries the MX records of domain. Results as for smtp_dns_parse_mx. */
+enum smtp_dns_status smtp_dns_lookup_mx(const char *domain,
+    struct smtp_mx_list *out, char **err_out);
+/*
+ * Queries the A, then the AAAA records of host and appends the addresses
+ * to out. SMTP_DNS_OK when either query found an address.
+ */
+enum smtp_dns_status smtp_dns_lookup_addrs(const char *host,
+    struct smtp_addr_list *out, char **err_out);
+
+/*
+ * mx.c: the server addresses of a next hop (RFC 5321 section 5.1).
+ */
+
+/* One server address to try, with the host name it was found under. */
+struct smtp_target {
+	char *host;
+	char *addr;
+	unsigned preference;  /* of the MX record; 0 without MX */
+};
+
+struct smtp_target_list {
+	struct smtp_target *items;
+	size_t count;
+};
+
+void smtp_target_list_free(struct smtp_target_list *l);
+
+/* This host, for finding MX records that point back at it. */
+struct smtp_self {
+	char *hostname;               /* myhostname */
+	struct smtp_addr_list addrs;  /* numeric addresses of inet_interfaces */
+};
+
+/*
+ * Fills self from myhostname and inet_interfaces ("all": every address
+ * of every interface; "loopback-only"; or a list of addresses and host
+ * names). Returns 0, or -1 with a message in *err_out (caller frees).
+ */
+int smtp_self_init(struct smtp_self *self, const char *hostname,
+    const char *interfaces, char **err_out);
+void smtp_self_free(struct smtp_self *self);
+
+/*
+ * Sorts MX records by preference and shuffles those of equal preference
+ * (RFC 5321 section 5.1), using random().
+ */
+void smtp_mx_sort(struct smtp_mx_list *l);
+/* 1 for a null MX (RFC 7505): a single record "." of preference 0. */
+int smtp_mx_is_null(const struct smtp_mx_list *l);
+
+/*
+ * Looks up the addresses to try for nh: for a bracketed host or an IP
+ * address, the host's own addresses; otherwise the sorted MX hosts'
+ * addresses, or the domain's own addresses when it has no MX record.
+ * MX hosts at or above the preference of one that is self are dropped.
+ * At most address_limit addresses (0: no limit). Returns 0, or -1 with
+ * the RFC 3463 code in *dsn_out (a static string; class 5 means bounce)
+ * and a message in *err_out (caller frees).
+ */
+int smtp_route_lookup(const struct smtp_nexthop *nh,
+    const struct smtp_self *self, long address_limit,
+    struct smtp_target_list *out, const char **dsn_out, char **err_out);
 
 /* Timeouts in milliseconds, from the smtp_*_timeout parameters. */
 struct smtp_timeouts {
@@ -210,6 +327,9 @@ struct smtp_agent {
 	char *bind_address;       /* NULL when smtp_bind_address is empty */
 	long cache_time_ms;
 	int ipc_timeout_ms;       /* for reading a request and replying */
+	long mx_address_limit;    /* addresses tried per request; 0: no limit */
+	long mx_session_limit;    /* connections opened per request; 0: no limit */
+	struct smtp_self self;    /* for the MX loop check */
 	struct smtp_conn *cached; /* idle connection kept for reuse, or NULL */
 };
 
