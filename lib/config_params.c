@@ -50,6 +50,11 @@ const struct config_param config_params[] = {
 	{"header_size_limit", "102400"},
 	{"hopcount_limit", "50"},
 
+	/* Local submission: sendmail and pickup. */
+	{"setgid_group", "postdrop"},
+	{"authorized_submit_users", "static:anyone"},
+	{"local_login_sender_maps", "static:*"},
+
 	/* smtpd. */
 	{"smtpd_banner", "$myhostname ESMTP $mail_name"},
 	{"smtpd_timeout", "300s"},

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "iox.h"
 #include "qfile.h"
 #include "sbuf.h"
@@ -690,7 +692,8 @@ int qfile_set_status(int fd, struct qrcpt *r, char status)
 static const struct {
 	const char *name;
 	mode_t mode;
-	int owned;  /* chown to the mail owner when running as root */
+	int owned;  /* chown to the mail owner when running as root; 2: with
+	             * the group setgid_group, when that group exists */
 } qfile_dirs[] = {
 	{QDIR_INCOMING, 0700, 1},
 	{QDIR_ACTIVE, 0700, 1},
@@ -699,7 +702,9 @@ static const struct {
 	{QDIR_CORRUPT, 0700, 1},
 	{QDIR_BOUNCE, 0700, 1},
 	{QDIR_DEFER_LOG, 0700, 1},
-	{QDIR_MAILDROP, 0700, 1},
+	/* Any member of setgid_group (sendmail runs set-group-id to it) may
+	 * add files, but not list, read or remove those of others. */
+	{QDIR_MAILDROP, 01730, 2},
 	{QDIR_PRIVATE, 0700, 1},
 	{QDIR_PUBLIC, 0755, 1},
 	/* master (root) writes its PID file here; a mail owner that could
@@ -751,8 +756,11 @@ int qfile_make_dirs(const char *queue_dir, uid_t owner, gid_t group,
 	}
 	for (size_t i = 0; i < sizeof(qfile_dirs) / sizeof(qfile_dirs[0]); i++) {
 		char *path = xasprintf("%s/%s", queue_dir, qfile_dirs[i].name);
+		struct group *gr = as_root && qfile_dirs[i].owned == 2
+		    ? getgrnam(config_str("setgid_group")) : NULL;
 		int rc = qfile_make_dir(path, qfile_dirs[i].mode,
-		    as_root && qfile_dirs[i].owned, owner, group, err_out);
+		    as_root && qfile_dirs[i].owned, owner,
+		    gr != NULL ? gr->gr_gid : group, err_out);
 
 		free(path);
 		if (rc < 0)

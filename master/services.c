@@ -29,6 +29,8 @@ static const struct master_fixed_program master_fixed_programs[] = {
 	/* One authd keeps the failure counters of every client in one place. */
 	{"authd", 0, 0},
 	{"qmgr", 1, 0},
+	/* One pickup scans maildrop/; it accepts wake-ups on its own loop. */
+	{"pickup", 1, 0},
 	/* One anvil sees the connections of every smtpd process. */
 	{"anvil", 1, 0},
 };

@@ -17,4 +17,5 @@ if ! getent passwd postern >/dev/null; then
 	useradd --system --user-group --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin postern
 fi
+getent group postdrop >/dev/null || groupadd --system postdrop  # setgid_group of sendmail: may write into maildrop/
 getent passwd postern-auth >/dev/null || useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postern-auth  # authd_user: the only reader of the sasldb

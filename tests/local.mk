@@ -11,5 +11,6 @@ include $(srcdir)/tests/unit/smtp.mk
 include $(srcdir)/tests/unit/tls.mk
 include $(srcdir)/tests/unit/auth.mk
 include $(srcdir)/tests/unit/policy.mk
+include $(srcdir)/tests/unit/sendmail.mk
 include $(srcdir)/tests/unit/anvil.mk
 EXTRA_DIST += tests/unit/testlib.h tests/run tests/e2e

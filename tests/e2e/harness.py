@@ -26,6 +26,7 @@ PROGRAMS = {
     "master": "master/master",
     "smtpd": "smtpd/smtpd",
     "qmgr": "qmgr/qmgr",
+    "pickup": "pickup/pickup",
     "local": "local/local",
     "smtp": "smtp/smtp",
     "tlsproxy": "tlsproxy/tlsproxy",
@@ -179,6 +180,7 @@ class Instance:
             "127.0.0.1:%d inet n - n - 1 smtpd\n"
             "  -o syslog_name=postern/submission\n"
             "qmgr unix n - n 300 1 qmgr\n"
+            "pickup unix n - n 60 1 pickup\n"
             "local unix - n n - - local\n"
             "smtp unix - - n - - smtp\n"
             % (self.smtp_port, self.submission_port)
