@@ -142,6 +142,8 @@ const struct config_param config_params[] = {
 	{"maximal_backoff_time", "4000s"},
 	{"maximal_queue_lifetime", "5d"},
 	{"bounce_queue_lifetime", "5d"},
+	{"delay_warning_time", "0h"},
+	{"bounce_size_limit", "50000"},
 	{"default_destination_concurrency_limit", "20"},
 	{"local_destination_concurrency_limit", "2"},
 	{"default_recipient_limit", "50"},

@@ -16,6 +16,15 @@
  *               DSN is an RFC 3463 status code such as 2.0.0 or 5.1.1;
  *               TEXT is a one-line reason for logs, queue listings and
  *               bounces.
+ *   remote_mta  "INDEX HOST" (optional): the server whose reply gave the
+ *               result, for the Remote-MTA field of RFC 3464 reports.
+ *   remote_reply "INDEX REPLY" (optional): that reply, "550 5.1.1 text",
+ *               for the Diagnostic-Code field.
+ *   dsn_action  "INDEX ACTION" (optional, sent recipients only): the
+ *               RFC 3464 action a success notice reports, "delivered",
+ *               "relayed" or "expanded", or "none" when the next hop took
+ *               over the NOTIFY request (it offered DSN). Without it a
+ *               sent recipient counts as "delivered".
  *
  * The agent opens the queue file itself and reads the message straight
  * from it. While delivering it holds a shared flock() on the file, and
@@ -38,6 +47,9 @@
 #define DELIVER_ATTR_NEXTHOP "nexthop"
 #define DELIVER_ATTR_RCPT "rcpt"
 #define DELIVER_ATTR_RESULT "result"
+#define DELIVER_ATTR_REMOTE_MTA "remote_mta"
+#define DELIVER_ATTR_REMOTE_REPLY "remote_reply"
+#define DELIVER_ATTR_DSN_ACTION "dsn_action"
 
 #define DELIVER_SENT "sent"
 #define DELIVER_DEFER "defer"

@@ -40,6 +40,7 @@ static void defer_remove(struct qmgr_msg *msg)
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("%s: cannot remove %s: %s", msg->qid, path,
 		    strerror(errno));
+	qmgr_bounce_forget(msg->qid);
 	log_info("%s: removed", msg->qid);
 }
 
@@ -93,6 +94,7 @@ static void defer_to_deferred(struct qmgr_msg *msg, long age)
 		reasons[i] = msg->rstate[i].reason ? msg->rstate[i].reason
 		    : (char *)"delivery was not attempted";
 	}
+	qmgr_bounce_delay_warning(msg, age);
 	if (qfile_defer_log_write(".", msg->qid, msg->env, reasons) < 0)
 		log_warn("%s: cannot write %s/%s: %s", msg->qid,
 		    QDIR_DEFER_LOG, msg->qid, strerror(errno));

@@ -25,6 +25,7 @@
 #include "iox.h"
 #include "log.h"
 #include "qmgr.h"
+#include "report.h"
 #include "sbuf.h"
 
 /* Seconds a transport stays suspended after a failed connection or a
@@ -318,11 +319,75 @@ void qmgr_dispatch_add(struct qmgr_msg *msg, const char *transport,
 	dest_enqueue(d, job, 0);
 }
 
+/* Optional attributes of a reply (lib/deliver.h) per request recipient
+ * k, as pointers into the reply. */
+struct job_details {
+	const char **mta;
+	const char **reply;
+	const char **action;
+};
+
+/* Recipients collected from a reply for bounces and success notices. */
+struct job_outcomes {
+	size_t *bidx, nb;
+	char **bdsn, **btext;
+	size_t *sidx, ns;
+	char **saction, **sdsn, **stext;
+};
+
+/* Position in job of the recipient with queue file index, or job->n. */
+static size_t job_find(const struct qmgr_job *job, size_t index)
+{
+	size_t k;
+
+	for (k = 0; k < job->n; k++)
+		if (job->idx[k] == index)
+			break;
+	return k;
+}
+
+static void job_read_details(const struct qmgr_job *job,
+    const struct attrs *reply, struct job_details *det)
+{
+	for (size_t i = 0; i < reply->count; i++) {
+		const char *name = reply->items[i].name, *rest;
+		const char **slot;
+		size_t index, k;
+
+		if (strcmp(name, DELIVER_ATTR_REMOTE_MTA) == 0)
+			slot = det->mta;
+		else if (strcmp(name, DELIVER_ATTR_REMOTE_REPLY) == 0)
+			slot = det->reply;
+		else if (strcmp(name, DELIVER_ATTR_DSN_ACTION) == 0)
+			slot = det->action;
+		else
+			continue;
+		if (deliver_split_index(reply->items[i].value, &index,
+		    &rest) < 0 || (k = job_find(job, index)) == job->n)
+			continue;
+		slot[k] = rest;
+	}
+}
+
+/* The success notice action of a sent recipient, or NULL for none.
+ * TODO: local sends no dsn_action, so an alias expansion is reported as
+ * "delivered" where RFC 3464 has "expanded". */
+static const char *job_success_action(const char *action)
+{
+	if (action == NULL)
+		return REPORT_DELIVERED;
+	if (strcmp(action, REPORT_DELIVERED) == 0
+	    || strcmp(action, REPORT_RELAYED) == 0
+	    || strcmp(action, REPORT_EXPANDED) == 0)
+		return action;
+	return NULL;
+}
+
 static void job_apply_result(struct qmgr_job *job, const char *value,
-    size_t *bidx, char **bdsn, char **btext, size_t *nb)
+    const struct job_details *det, struct job_outcomes *out)
 {
 	char status[16], dsn[16];
-	const char *rest, *text;
+	const char *rest, *text, *action;
 	size_t index, k;
 
 	if (deliver_split_index(value, &index, &rest) < 0
@@ -332,10 +397,8 @@ static void job_apply_result(struct qmgr_job *job, const char *value,
 		    job->msg->qid, job->dest->tr->name);
 		return;
 	}
-	for (k = 0; k < job->n; k++)
-		if (job->idx[k] == index && !job->answered[k])
-			break;
-	if (k == job->n) {
+	k = job_find(job, index);
+	if (k == job->n || job->answered[k]) {
 		log_warn("%s: result from private/%s for recipient %zu, which "
 		    "the request did not name, ignored", job->msg->qid,
 		    job->dest->tr->name, index);
@@ -346,12 +409,23 @@ static void job_apply_result(struct qmgr_job *job, const char *value,
 	if (strcmp(status, DELIVER_SENT) == 0) {
 		job_log(job, k, dsn, "sent", text);
 		qmgr_msg_sent_rcpt(job->msg, index);
+		action = job_success_action(det->action[k]);
+		if (action != NULL
+		    && (job->msg->env->rcpt[index].notify & QNOTIFY_SUCCESS)) {
+			out->sidx[out->ns] = index;
+			out->saction[out->ns] = xstrdup(action);
+			out->sdsn[out->ns] = xstrdup(dsn);
+			out->stext[out->ns] = xstrdup(text);
+			out->ns++;
+		}
 	} else if (strcmp(status, DELIVER_BOUNCE) == 0) {
 		job_log(job, k, dsn, "bounced", text);
-		bidx[*nb] = index;
-		bdsn[*nb] = xstrdup(dsn);
-		btext[*nb] = xstrdup(text);
-		(*nb)++;
+		qmgr_msg_set_remote(job->msg, index, det->mta[k],
+		    det->reply[k]);
+		out->bidx[out->nb] = index;
+		out->bdsn[out->nb] = xstrdup(dsn);
+		out->btext[out->nb] = xstrdup(text);
+		out->nb++;
 	} else {
 		if (strcmp(status, DELIVER_DEFER) != 0)
 			log_warn("%s: unknown status \"%s\" from private/%s "
@@ -359,33 +433,67 @@ static void job_apply_result(struct qmgr_job *job, const char *value,
 			    job->dest->tr->name);
 		job_log(job, k, dsn, "deferred", text);
 		qmgr_msg_defer_rcpt(job->msg, index, dsn, text);
+		qmgr_msg_set_remote(job->msg, index, det->mta[k],
+		    det->reply[k]);
 	}
+}
+
+static void job_outcomes_free(struct job_outcomes *o)
+{
+	for (size_t i = 0; i < o->nb; i++) {
+		free(o->bdsn[i]);
+		free(o->btext[i]);
+	}
+	for (size_t i = 0; i < o->ns; i++) {
+		free(o->saction[i]);
+		free(o->sdsn[i]);
+		free(o->stext[i]);
+	}
+	free(o->bidx);
+	free(o->bdsn);
+	free(o->btext);
+	free(o->sidx);
+	free(o->saction);
+	free(o->sdsn);
+	free(o->stext);
 }
 
 static void job_apply_reply(struct qmgr_job *job, const struct attrs *reply)
 {
-	size_t *bidx = xcalloc(job->n, sizeof(*bidx)), nb = 0;
-	char **bdsn = xcalloc(job->n, sizeof(*bdsn));
-	char **btext = xcalloc(job->n, sizeof(*btext));
+	size_t n = job->n;
+	struct job_details det = {
+		xcalloc(n, sizeof(char *)), xcalloc(n, sizeof(char *)),
+		xcalloc(n, sizeof(char *))
+	};
+	struct job_outcomes out = {
+		.bidx = xcalloc(n, sizeof(size_t)),
+		.bdsn = xcalloc(n, sizeof(char *)),
+		.btext = xcalloc(n, sizeof(char *)),
+		.sidx = xcalloc(n, sizeof(size_t)),
+		.saction = xcalloc(n, sizeof(char *)),
+		.sdsn = xcalloc(n, sizeof(char *)),
+		.stext = xcalloc(n, sizeof(char *)),
+	};
 
+	job_read_details(job, reply, &det);
 	for (size_t i = 0; i < reply->count; i++)
 		if (strcmp(reply->items[i].name, DELIVER_ATTR_RESULT) == 0)
-			job_apply_result(job, reply->items[i].value, bidx, bdsn,
-			    btext, &nb);
+			job_apply_result(job, reply->items[i].value, &det, &out);
 	job_defer_rest(job, "delivery agent reply has no result for this "
 	    "recipient");
 
 	/* The bounce is queued before the recipients are marked, so a crash
 	 * in between can repeat a bounce but never lose one. */
-	if (nb > 0)
-		qmgr_bounce_rcpts(job->msg, bidx, nb, bdsn, btext);
-	for (size_t i = 0; i < nb; i++) {
-		free(bdsn[i]);
-		free(btext[i]);
-	}
-	free(bdsn);
-	free(btext);
-	free(bidx);
+	if (out.nb > 0)
+		qmgr_bounce_rcpts(job->msg, out.bidx, out.nb, out.bdsn,
+		    out.btext);
+	if (out.ns > 0)
+		qmgr_bounce_success(job->msg, out.sidx, out.ns, out.saction,
+		    out.sdsn, out.stext);
+	job_outcomes_free(&out);
+	free((void *)det.mta);
+	free((void *)det.reply);
+	free((void *)det.action);
 }
 
 static void job_read_cb(struct bufferevent *bev, void *arg)

@@ -70,6 +70,8 @@ static void main_load_settings(void)
 	c->process_limit = config_int("default_process_limit");
 	c->active_limit = config_int("qmgr_message_active_limit");
 	c->ipc_timeout = config_time("ipc_timeout");
+	c->delay_warning = config_time("delay_warning_time");
+	c->bounce_size_limit = config_int("bounce_size_limit");
 	c->local_transport = main_transport_name("local_transport");
 	c->virtual_transport = main_transport_name("virtual_transport");
 	c->myhostname = xstrdup(config_str("myhostname"));

@@ -215,6 +215,18 @@ void qmgr_msg_defer_rcpt(struct qmgr_msg *msg, size_t i, const char *dsn,
 	free(rs->reason);
 	rs->reason = xstrdup(reason);
 	snprintf(rs->dsn, sizeof(rs->dsn), "%s", dsn);
+	qmgr_msg_set_remote(msg, i, NULL, NULL);
+}
+
+void qmgr_msg_set_remote(struct qmgr_msg *msg, size_t i, const char *mta,
+    const char *diagnostic)
+{
+	struct qmgr_rstate *rs = &msg->rstate[i];
+
+	free(rs->remote_mta);
+	free(rs->diagnostic);
+	rs->remote_mta = mta ? xstrdup(mta) : NULL;
+	rs->diagnostic = diagnostic ? xstrdup(diagnostic) : NULL;
 }
 
 void qmgr_msg_sent_rcpt(struct qmgr_msg *msg, size_t i)
@@ -235,8 +247,11 @@ void qmgr_msg_free(struct qmgr_msg **msgp)
 	*msgp = NULL;
 	TAILQ_REMOVE(&qmgr.msgs, msg, link);
 	qmgr.nmsgs--;
-	for (size_t i = 0; i < msg->env->nrcpt; i++)
+	for (size_t i = 0; i < msg->env->nrcpt; i++) {
 		free(msg->rstate[i].reason);
+		free(msg->rstate[i].remote_mta);
+		free(msg->rstate[i].diagnostic);
+	}
 	free(msg->rstate);
 	if (msg->fd >= 0)
 		close(msg->fd);

@@ -39,12 +39,16 @@ struct qmgr_settings {
 	char *local_transport;     /* transport names that get one recipient */
 	char *virtual_transport;   /* per request, without ":nexthop" */
 	char *myhostname;
+	long delay_warning;        /* delay_warning_time, seconds; 0: off */
+	long bounce_size_limit;    /* bytes of original message in a bounce */
 };
 
 /* Per-recipient state of an in-memory message. */
 struct qmgr_rstate {
 	char *reason;      /* last deferral reason, or NULL */
 	char dsn[16];      /* RFC 3463 code of that reason */
+	char *remote_mta;  /* server whose reply gave the last result, or NULL */
+	char *diagnostic;  /* that reply, "451 4.3.0 text", or NULL */
 };
 
 struct qmgr_msg {
@@ -122,6 +126,11 @@ void qmgr_msg_job_done(struct qmgr_msg *msg);
 void qmgr_msg_defer_rcpt(struct qmgr_msg *msg, size_t i, const char *dsn,
     const char *reason);
 
+/* Records the server and reply behind the last result of recipient i,
+ * for Remote-MTA and Diagnostic-Code; NULL clears them. */
+void qmgr_msg_set_remote(struct qmgr_msg *msg, size_t i, const char *mta,
+    const char *diagnostic);
+
 /* Marks recipient i delivered in memory (the agent wrote it to disk). */
 void qmgr_msg_sent_rcpt(struct qmgr_msg *msg, size_t i);
 
@@ -167,14 +176,17 @@ void qmgr_dispatch_drop_queued(void);
 void qmgr_defer_finish(struct qmgr_msg *msg);
 
 /*
- * bounce.c - bounce messages.
+ * bounce.c - delivery status notifications to the sender (report.h):
+ * bounces, delay warnings and success notices.
  */
 
 /*
- * Writes one bounce message to the sender of msg naming the recipients
- * idx[0..n-1] with their DSN codes and reasons, commits it to incoming/
- * and schedules it for delivery. Returns 0, or -1 with a message in
- * *err_out (caller frees). Callers skip null-sender messages.
+ * Writes one bounce (an RFC 3464 report with Action: failed) to the
+ * sender of msg naming the recipients idx[0..n-1] with their DSN codes
+ * and reasons, and the Remote-MTA and Diagnostic-Code from msg->rstate,
+ * commits it to incoming/ and schedules it for delivery. Returns 0, or
+ * -1 with a message in *err_out (caller frees). Callers skip
+ * null-sender messages.
  */
 int qmgr_bounce_write(struct qmgr_msg *msg, const size_t *idx, size_t n,
     char *const *dsns, char *const *reasons, char **err_out);
@@ -187,6 +199,26 @@ int qmgr_bounce_write(struct qmgr_msg *msg, const size_t *idx, size_t n,
  */
 size_t qmgr_bounce_rcpts(struct qmgr_msg *msg, const size_t *idx, size_t n,
     char *const *dsns, char *const *reasons);
+
+/*
+ * Sends success notices for the delivered recipients idx[0..n-1] whose
+ * NOTIFY includes SUCCESS: one report per action in actions (REPORT_*
+ * of report.h, one per recipient), with dsns and texts as status and
+ * reason. Nothing is sent for the null sender. Failures are logged.
+ */
+void qmgr_bounce_success(struct qmgr_msg *msg, const size_t *idx, size_t n,
+    char *const *actions, char *const *dsns, char *const *texts);
+
+/*
+ * Sends the delay warning of msg (Action: delayed) once, when
+ * delay_warning_time is set and the message is older, to the pending
+ * recipients whose NOTIFY allows DELAY. The file bounce/QID records that
+ * it was sent; qmgr removes it with the message.
+ */
+void qmgr_bounce_delay_warning(struct qmgr_msg *msg, long age);
+
+/* Removes bounce/QID of a message that left the queue. */
+void qmgr_bounce_forget(const char *qid);
 
 /*
  * scan.c - queue directories.

@@ -293,8 +293,9 @@ class QmgrQueueFileTest(unittest.TestCase):
         self.assertIn(b"Subject: Undelivered Mail Returned to Sender\n", bounce)
         self.assertRegex(bounce, rb"<nobody@example.test>: 5\.[0-9]+\.[0-9]+ ")
         self.assertNotIn(b"<bob@example.test>:", bounce)
-        # The original header follows the report.
-        self.assertIn(b"Subject: qmgr test\n", bounce.split(b"Header of the original")[1])
+        # The original message follows the report.
+        self.assertIn(b"Subject: qmgr test\n",
+                      bounce.split(b"Content-Type: message/rfc822\n")[1])
         wait_until(lambda: (qid + ": removed") in self.inst.log_text(), 10,
                    "the removal", self.inst.log_text)
 
