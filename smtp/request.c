@@ -24,6 +24,8 @@ static void request_free(struct smtp_request *req)
 	for (size_t i = 0; i < req->nrcpt; i++) {
 		free(req->rcpts[i].addr);
 		free(req->rcpts[i].text);
+		free(req->rcpts[i].remote_mta);
+		free(req->rcpts[i].remote_reply);
 	}
 	free(req->rcpts);
 	free(req->qid);
@@ -220,6 +222,15 @@ static int request_reply(struct attr_stream *s, struct smtp_request *req,
 
 		attrs_addf(a, DELIVER_ATTR_RESULT, "%zu %s %s %s", r->index,
 		    r->status, r->dsn, r->text);
+		if (r->remote_mta != NULL)
+			attrs_addf(a, DELIVER_ATTR_REMOTE_MTA, "%zu %s",
+			    r->index, r->remote_mta);
+		if (r->remote_reply != NULL)
+			attrs_addf(a, DELIVER_ATTR_REMOTE_REPLY, "%zu %s",
+			    r->index, r->remote_reply);
+		if (r->dsn_action != NULL)
+			attrs_addf(a, DELIVER_ATTR_DSN_ACTION, "%zu %s",
+			    r->index, r->dsn_action);
 	}
 	rc = attr_stream_send(s, a, -1, timeout_ms);
 	if (rc < 0)

@@ -48,6 +48,8 @@ unsigned smtp_ehlo_parse(const struct smtp_reply *r,
 				caps |= SMTP_CAP_ENHANCEDSTATUSCODES;
 			else if (strcasecmp(word, "STARTTLS") == 0)
 				caps |= SMTP_CAP_STARTTLS;
+			else if (strcasecmp(word, "DSN") == 0)
+				caps |= SMTP_CAP_DSN;
 			else if (strcasecmp(word, "SIZE") == 0) {
 				caps |= SMTP_CAP_SIZE;
 				/* "SIZE" alone or "SIZE 0" means no fixed limit

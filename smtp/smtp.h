@@ -241,6 +241,7 @@ enum smtp_io_error {
 #define SMTP_CAP_8BITMIME 0x04
 #define SMTP_CAP_ENHANCEDSTATUSCODES 0x08
 #define SMTP_CAP_STARTTLS 0x10
+#define SMTP_CAP_DSN 0x20
 
 /* An open SMTP session with one server address. */
 struct smtp_conn {
@@ -294,6 +295,9 @@ struct smtp_rcpt {
 	char status[8];      /* DELIVER_SENT, DELIVER_DEFER, DELIVER_BOUNCE */
 	char dsn[16];
 	char *text;
+	char *remote_mta;    /* server whose reply gave the result, or NULL */
+	char *remote_reply;  /* that reply for Diagnostic-Code, or NULL */
+	const char *dsn_action; /* sent: success notice action (deliver.h) */
 };
 
 /* A delivery request with its open, share-locked queue file. */

@@ -4,13 +4,41 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "addr.h"
 #include "deliver.h"
 #include "log.h"
 #include "smtp.h"
 
-/* Appends "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME]\r\n". */
+/* RFC 3461 4.2: at most 500 characters of ORCPT value. */
+#define TRANS_MAX_ORCPT 500
+
+/* Appends s as RFC 3461 section 4 xtext. */
+static void trans_xtext(struct sbuf *out, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 33 || *p > 126 || *p == '+' || *p == '=')
+			sbuf_printf(out, "+%02X", *p);
+		else
+			sbuf_putc(out, (char)*p);
+	}
+}
+
+/* Appends the RET and ENVID parameters (RFC 3461 4.3, 4.4), which qmgr
+ * stored as received, for a server that offers DSN. */
+static void trans_mail_dsn(const struct smtp_conn *c,
+    const struct smtp_request *req, struct sbuf *out)
+{
+	if (!(c->caps & SMTP_CAP_DSN))
+		return;
+	if (req->env->ret != NULL && req->env->ret[0] != '\0')
+		sbuf_printf(out, " RET=%s", req->env->ret);
+	if (req->env->envid != NULL && req->env->envid[0] != '\0')
+		sbuf_printf(out, " ENVID=%s", req->env->envid);
+}
+
+/* Appends "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET= ENVID=]\r\n". */
 static void trans_mail_command(const struct smtp_conn *c,
     const struct smtp_request *req, struct sbuf *out)
 {
@@ -24,15 +52,57 @@ static void trans_mail_command(const struct smtp_conn *c,
 	 * (no conversion to 7 bits, RFC 6152 section 3). */
 	if (c->caps & SMTP_CAP_8BITMIME)
 		sbuf_puts(out, " BODY=8BITMIME");
+	trans_mail_dsn(c, req, out);
 	sbuf_puts(out, "\r\n");
 	free(sender);
 }
 
-static void trans_rcpt_command(const struct smtp_rcpt *r, struct sbuf *out)
+/* Appends the NOTIFY and ORCPT parameters (RFC 3461 4.1, 4.2) of r for a
+ * server that offers DSN. smtpd stores ORCPT as received; an alias
+ * expansion in local stores the bare original address, sent here as
+ * rfc822 xtext. */
+static void trans_rcpt_dsn(const struct smtp_conn *c,
+    const struct smtp_rcpt *r, struct sbuf *out)
+{
+	static const struct {
+		int bit;
+		const char *name;
+	} notify[] = {{QNOTIFY_SUCCESS, "SUCCESS"},
+	    {QNOTIFY_FAILURE, "FAILURE"}, {QNOTIFY_DELAY, "DELAY"}};
+	const struct qrcpt *qr = r->qr;
+	const char *sep = "=";
+
+	if (!(c->caps & SMTP_CAP_DSN) || qr == NULL)
+		return;
+	if (qr->notify & QNOTIFY_NEVER) {
+		sbuf_puts(out, " NOTIFY=NEVER");
+	} else if (qr->notify != 0) {
+		sbuf_puts(out, " NOTIFY");
+		for (size_t i = 0; i < sizeof(notify) / sizeof(notify[0]); i++) {
+			if (!(qr->notify & notify[i].bit))
+				continue;
+			sbuf_printf(out, "%s%s", sep, notify[i].name);
+			sep = ",";
+		}
+	}
+	if (qr->orcpt == NULL || qr->orcpt[0] == '\0')
+		return;
+	if (strchr(qr->orcpt, ';') != NULL) {
+		sbuf_printf(out, " ORCPT=%s", qr->orcpt);
+	} else if (strlen(qr->orcpt) * 3 + 7 <= TRANS_MAX_ORCPT) {
+		sbuf_puts(out, " ORCPT=rfc822;");
+		trans_xtext(out, qr->orcpt);
+	}
+}
+
+static void trans_rcpt_command(const struct smtp_conn *c,
+    const struct smtp_rcpt *r, struct sbuf *out)
 {
 	char *rcpt = addr_externalize(r->addr);
 
-	sbuf_printf(out, "RCPT TO:<%s>\r\n", rcpt);
+	sbuf_printf(out, "RCPT TO:<%s>", rcpt);
+	trans_rcpt_dsn(c, r, out);
+	sbuf_puts(out, "\r\n");
 	free(rcpt);
 }
 
@@ -42,10 +112,14 @@ static void trans_reply_result(const struct smtp_conn *c,
 {
 	char dsn[16];
 
+	if (r->done)
+		return;
 	smtp_reply_dsn(reply, dsn, sizeof(dsn));
 	smtp_rcpt_result(r, reply->code >= 500 ? DELIVER_BOUNCE : DELIVER_DEFER,
 	    dsn, "host %s said: %s (in reply to %s command)", c->peer,
 	    sbuf_cstr(&reply->text), command);
+	r->remote_mta = xstrdup(c->host);
+	r->remote_reply = xstrdup(sbuf_cstr(&reply->text));
 }
 
 /* Applies a reply to every recipient still in the transaction. */
@@ -105,9 +179,13 @@ static int trans_send_body(struct smtp_agent *agent, struct smtp_conn *c,
 	for (size_t i = 0; i < req->nrcpt; i++) {
 		struct smtp_rcpt *r = &req->rcpts[i];
 
-		if (!r->skip && !r->done && r->accepted)
-			smtp_rcpt_result(r, DELIVER_SENT, dsn, "%s",
-			    sbuf_cstr(&reply->text));
+		if (r->skip || r->done || !r->accepted)
+			continue;
+		smtp_rcpt_result(r, DELIVER_SENT, dsn, "%s",
+		    sbuf_cstr(&reply->text));
+		/* A server that offers DSN got the NOTIFY request, so it
+		 * sends the success notice itself (RFC 3461). */
+		r->dsn_action = (c->caps & SMTP_CAP_DSN) ? "none" : "relayed";
 	}
 	return 1;
 }
@@ -147,7 +225,7 @@ static int trans_pipelined(struct smtp_agent *agent, struct smtp_conn *c,
 	trans_mail_command(c, req, &batch);
 	for (size_t i = 0; i < req->nrcpt; i++)
 		if (!req->rcpts[i].skip)
-			trans_rcpt_command(&req->rcpts[i], &batch);
+			trans_rcpt_command(c, &req->rcpts[i], &batch);
 	sbuf_puts(&batch, "DATA\r\n");
 	if (smtp_conn_write(c, batch.data, batch.len, agent->timeouts.mail) < 0) {
 		sbuf_free(&batch);
@@ -217,7 +295,7 @@ static int trans_stepwise(struct smtp_agent *agent, struct smtp_conn *c,
 	for (size_t i = 0; i < req->nrcpt; i++) {
 		if (req->rcpts[i].skip)
 			continue;
-		trans_rcpt_command(&req->rcpts[i], &cmd);
+		trans_rcpt_command(c, &req->rcpts[i], &cmd);
 		if (trans_command(c, &cmd, reply, agent->timeouts.rcpt) < 0) {
 			smtp_fail_io(c, req, "sending RCPT TO");
 			goto done;

@@ -77,6 +77,7 @@ void smtpd_ehlo_finish(struct smtpd_session *sess)
 		smtpd_reply(sess, "250-STARTTLS");
 	smtpd_auth_ehlo_lines(sess);
 	smtpd_reply(sess, "250-ENHANCEDSTATUSCODES");
+	smtpd_reply(sess, "250-DSN");
 	smtpd_reply(sess, "250 8BITMIME");
 }
 
@@ -93,11 +94,11 @@ static enum cmd_result cmd_helo(struct smtpd_session *sess, const char *args)
 	return CMD_OK;
 }
 
-/* Extensions whose parameters MAIL and RCPT accept. DSN is not offered
- * yet. TODO: offer DSN once qmgr sends RFC 3464 reports. */
+/* Extensions whose parameters MAIL and RCPT accept: those the EHLO
+ * reply lists, so none after HELO. */
 static int offered_extensions(const struct smtpd_session *sess)
 {
-	return 0;
+	return sess->esmtp ? SMTPD_EXT_DSN : 0;
 }
 
 static enum cmd_result cmd_mail(struct smtpd_session *sess, const char *args)
@@ -140,6 +141,11 @@ static enum cmd_result cmd_mail(struct smtpd_session *sess, const char *args)
 	sess->env = qenv_new();
 	sess->rcpt_overshoot = 0;
 	sess->env->sender = sender;
+	if (params.envid[0] != '\0')
+		sess->env->envid = xstrdup(params.envid);
+	if (params.ret != SMTPD_RET_NONE)
+		sess->env->ret = xstrdup(params.ret == SMTPD_RET_HDRS ? "HDRS"
+		    : "FULL");
 	sess->mail = xmalloc(sizeof(*sess->mail));
 	*sess->mail = params;
 	smtpd_reply(sess, "250 2.1.0 Ok");
