@@ -8,7 +8,7 @@ lib_libpostern_a_SOURCES = \
 	lib/attr.c lib/attr.h \
 	lib/qfile.c lib/qid.c lib/qfile.h \
 	lib/addr.c lib/addr.h \
-	lib/maps.c lib/maps_db.c lib/maps_pcre.c lib/maps_simple.c \
+	lib/maps.c lib/maps_db.c lib/maps_pcre.c lib/maps_simple.c lib/maps_cidr.c \
 	lib/maps_impl.h lib/maps.h \
 	lib/netaddr.c lib/netaddr.h \
 	lib/resolve.c lib/resolve.h \

@@ -18,10 +18,11 @@ static const struct map_type *const map_types[] = {
 	&map_type_inline,
 	&map_type_static,
 	&map_type_unix,
+	&map_type_cidr,
 };
 
 #define MAP_TYPE_COUNT (sizeof(map_types) / sizeof(map_types[0]))
-#define MAP_TYPE_NAMES "hash, btree, pcre, inline, static, unix"
+#define MAP_TYPE_NAMES "hash, btree, pcre, inline, static, unix, cidr"
 
 /* Finds the type named by the len bytes at name, or NULL. */
 static const struct map_type *map_find_type(const char *name, size_t len)
@@ -201,6 +202,22 @@ int maplist_lookup(struct maplist *l, const char *key, char **value_out,
 	if (err_out != NULL)
 		*err_out = NULL;
 	for (size_t i = 0; i < l->count; i++) {
+		int rc = map_lookup(l->maps[i], key, value_out, err_out);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int maplist_lookup_parent(struct maplist *l, const char *key,
+    char **value_out, char **err_out)
+{
+	*value_out = NULL;
+	if (err_out != NULL)
+		*err_out = NULL;
+	for (size_t i = 0; i < l->count; i++) {
+		if (l->maps[i]->type == &map_type_cidr)
+			continue;
 		int rc = map_lookup(l->maps[i], key, value_out, err_out);
 		if (rc != 0)
 			return rc;

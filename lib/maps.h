@@ -10,6 +10,11 @@
  *   inline:{ k1=v1, k2=v2 }  keys and values given in place.
  *   static:value             every key returns value.
  *   unix:passwd.byname       the system user database (getpwnam).
+ *   cidr:/path               "network result" lines (192.0.2.0/24,
+ *                            [2001:db8::]/32, or an address), first
+ *                            match wins; keys are IP addresses, any
+ *                            other key is not found. Read as it is,
+ *                            and again when the file changes.
  *
  * Keys of hash, btree, inline and unix are lowercased before lookup, so
  * addresses and domains match case-insensitively. Source text files have
@@ -54,6 +59,16 @@ void maplist_close(struct maplist **l);
 int maplist_lookup(struct maplist *l, const char *key, char **value_out,
     char **err_out);
 size_t maplist_count(const struct maplist *l);
+
+/*
+ * Same as maplist_lookup for a key derived from the one being checked: a
+ * parent domain ("example.com" of "mx.example.com") or a shortened
+ * address ("192.0.2" of "192.0.2.40"). cidr: tables skip such keys,
+ * because they do the network matching on the full address themselves
+ * and "2001:db8::5" cut from "2001:db8::5:1" is a different address.
+ */
+int maplist_lookup_parent(struct maplist *l, const char *key,
+    char **value_out, char **err_out);
 
 /*
  * Splits a list of specs at commas and white space, keeping a "{...}"

@@ -1,7 +1,7 @@
 /*
  * maps_impl - the interface between maps.c and the files that implement
- * each table type (maps_db.c, maps_pcre.c, maps_simple.c). Not for use
- * outside lib/maps*.c.
+ * each table type (maps_db.c, maps_pcre.c, maps_simple.c, maps_cidr.c).
+ * Not for use outside lib/maps*.c.
  */
 #ifndef POSTERN_MAPS_IMPL_H
 #define POSTERN_MAPS_IMPL_H
@@ -41,6 +41,7 @@ extern const struct map_type map_type_pcre;
 extern const struct map_type map_type_inline;
 extern const struct map_type map_type_static;
 extern const struct map_type map_type_unix;
+extern const struct map_type map_type_cidr;
 
 /* Builds path.db from the text file path; is_btree selects the format. */
 int map_db_build(const char *path, int is_btree, char **err_out);

@@ -8,16 +8,45 @@
 #include <sys/socket.h>
 
 /*
- * A list of networks as in mynetworks: "127.0.0.0/8 [::1]/128 192.0.2.7
- * 2001:db8::/32", separated by commas or blanks. IPv6 addresses may be
- * bracketed. An IPv4 client seen as ::ffff:a.b.c.d matches IPv4 entries.
+ * One network: "192.0.2.0/24", "2001:db8::/32", "[2001:db8::]/32", or an
+ * address with a full-length prefix. A network inside ::ffff:0:0/96 is
+ * stored as IPv4, so IPv4 clients match it, and a plain IPv6 network
+ * never matches an IPv4 client.
+ */
+struct cidr_net {
+	int family;               /* AF_INET or AF_INET6 */
+	unsigned char addr[16];   /* network address, 4 or 16 bytes used */
+	int prefix;               /* prefix length in bits */
+};
+
+/* Parses text into *net. Returns 0, or -1 with a message naming text in
+ * *err_out (caller frees), also for address bits set after the prefix. */
+int cidr_net_parse(const char *text, struct cidr_net *net, char **err_out);
+/* Parses a numeric address ("192.0.2.1", "2001:db8::1", "[::1]") into a
+ * full-length network; an IPv4-mapped address becomes IPv4. Returns 0,
+ * or -1 when text is not an address. */
+int cidr_addr_parse(const char *text, struct cidr_net *addr_out);
+/* 1 when addr (from cidr_addr_parse) is inside net, else 0. */
+int cidr_net_contains(const struct cidr_net *net, const struct cidr_net *addr);
+
+/*
+ * A list of networks as in mynetworks, separated by commas or blanks.
+ * An item is a network as above; "/file/name", a file of networks
+ * (separated by blanks, commas or line ends, '#' starts a comment), read
+ * once by cidr_list_parse; or "type:table", a table whose lookup of the
+ * client address decides: any key found is a match, whatever its value.
+ * "!" exclusions are not supported. An IPv4 client seen as
+ * ::ffff:a.b.c.d matches IPv4 entries.
  */
 struct cidr_list;
 
-/* Returns NULL with a message naming the bad entry in *err_out. */
+/* Returns NULL with a message naming the bad entry, file line or table in
+ * *err_out. Opens the tables, so call it before a chroot. */
 struct cidr_list *cidr_list_parse(const char *spec, char **err_out);
 void cidr_list_free(struct cidr_list **l);
-/* 1 when the address matches an entry. */
+/* 1 when the address matches an entry, 0 when not, -1 when a table
+ * cannot be read (logged as a warning; callers defer, never treat it as
+ * a match or as no match). */
 int cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
 /* Same for a numeric address string; 0 when it does not parse. */
 int cidr_list_match_str(const struct cidr_list *l, const char *addr);

@@ -36,8 +36,8 @@ void smtpd_limits_init(void)
 		    "smtpd_client_connection_rate_limit %ld: use 0 (no limit) "
 		    "or a positive number", s->client_count_limit,
 		    s->client_rate_limit);
-	/* TODO: Postfix also takes host names, "!" and type:table here; only
-	 * addresses and networks are supported. */
+	/* TODO: Postfix also takes host names and "!" here; only addresses,
+	 * networks, /file/name and type:table entries are supported. */
 	if (exceptions[strspn(exceptions, " \t,")] == '\0')
 		return;
 	s->limit_exceptions = cidr_list_parse(exceptions, &err);
@@ -105,8 +105,9 @@ int smtpd_limits_start(struct smtpd_session *sess)
 	if (smtpd_settings.client_count_limit == 0 &&
 	    smtpd_settings.client_rate_limit == 0)
 		return 0;
-	if (smtpd_settings.limit_exceptions &&
-	    cidr_list_match_str(smtpd_settings.limit_exceptions, sess->addr))
+	/* A table that cannot be read exempts no one. */
+	if (cidr_list_match_str(smtpd_settings.limit_exceptions,
+	    sess->addr) == 1)
 		return 0;
 
 	/* No banner yet and no input read until anvil replies. */

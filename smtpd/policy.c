@@ -75,6 +75,15 @@ void policy_subject_text(const struct policy_request *req,
 static enum smtpd_policy_result check_permit_mynetworks(
     const struct policy_request *req, char *reply, size_t reply_size)
 {
+	char prefix[SMTPD_REPLY_MAX];
+
+	if (req->sess->in_mynetworks < 0) {
+		/* A mynetworks table could not be read at connect time. */
+		policy_subject_text(req, req->subject, prefix, sizeof(prefix));
+		snprintf(reply, reply_size, "451 4.3.0 %s: Temporary lookup "
+		    "failure", prefix);
+		return SMTPD_POLICY_DEFER;
+	}
 	return req->sess->in_mynetworks ? SMTPD_POLICY_PERMIT :
 	    SMTPD_POLICY_DUNNO;
 }

@@ -156,8 +156,7 @@ void smtpd_session_new(int fd, const struct sockaddr *sa, socklen_t salen)
 	sess->id = ++session_next_id;
 	sess->state = SMTPD_STATE_LOOKUP;
 	sess->last_command = "CONNECT";
-	sess->in_mynetworks = smtpd_settings.mynetworks &&
-	    cidr_list_match(smtpd_settings.mynetworks, sa);
+	sess->in_mynetworks = cidr_list_match(smtpd_settings.mynetworks, sa);
 	transport_setup(sess);
 
 	sess->next = session_list;

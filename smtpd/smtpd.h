@@ -281,7 +281,7 @@ struct smtpd_session {
 	char addr[INET6_ADDRSTRLEN];
 	int port;
 	char *name;                        /* verified host name or "unknown" */
-	int in_mynetworks;
+	int in_mynetworks;                 /* cidr_list_match: 1, 0, -1 */
 	char *helo;                        /* sanitized, or NULL */
 	int esmtp;                         /* 1 after EHLO, 0 after HELO */
 	int skipping_line;                 /* dropping an over-long line */

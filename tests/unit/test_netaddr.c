@@ -107,7 +107,7 @@ TEST(test_netaddr_cidr_bad_entries)
 	static const char *const specs[] = {
 		"127.0.0.1/33", "10.0.0.0/", "300.1.1.1", "[127.0.0.1]",
 		"[::1", "::1]", "[::1]]/128", "10.0.0.1/8", "abc", "2001:db8::/129",
-		"/8", "1.2.3.4/8x", "1.2.3.4/-1", "1.2.3", "1.2.3.4/0008",
+		"1.2.3.4/8x", "1.2.3.4/-1", "1.2.3", "1.2.3.4/0008",
 		"127.0.0.0/8 bogus", "[]", "2001:db8::1/64",
 	};
 
@@ -129,6 +129,14 @@ TEST(test_netaddr_cidr_bad_entries)
 	CHECK(err != NULL);
 	if (err != NULL)
 		CHECK(strstr(err, "\"bogus\"") != NULL);
+	free(err);
+	cidr_list_free(&l);
+
+	/* A leading '/' names a file of networks, which must exist. */
+	err = NULL;
+	l = cidr_list_parse("/8", &err);
+	CHECK(l == NULL);
+	CHECK(err != NULL && strstr(err, "cannot open the network list /8"));
 	free(err);
 	cidr_list_free(&l);
 }
