@@ -212,14 +212,23 @@ int access_parse_result(const char *value, const char *prefix,
 	return -1;
 }
 
-enum smtpd_policy_result access_check(struct maplist *table, char **keys,
-    const char *prefix, char *reply, size_t reply_size)
+/*
+ * The loop of access_check. With whole_key set, keys other than the first
+ * and whole_key are derived ones, looked up with maplist_lookup_parent.
+ */
+static enum smtpd_policy_result access_check_keys(struct maplist *table,
+    char **keys, const char *whole_key, const char *prefix, char *reply,
+    size_t reply_size)
 {
 	enum smtpd_policy_result result = SMTPD_POLICY_DUNNO;
 
 	for (size_t i = 0; keys[i]; i++) {
 		char *value = NULL, *err = NULL;
-		int r = maplist_lookup(table, keys[i], &value, &err);
+		int derived = whole_key != NULL && i > 0 &&
+		    strcmp(keys[i], whole_key) != 0;
+		int r = derived ?
+		    maplist_lookup_parent(table, keys[i], &value, &err) :
+		    maplist_lookup(table, keys[i], &value, &err);
 
 		if (r < 0) {
 			log_warn("access table lookup of \"%s\" failed: %s",
@@ -242,4 +251,23 @@ enum smtpd_policy_result access_check(struct maplist *table, char **keys,
 		return result;
 	}
 	return SMTPD_POLICY_DUNNO;
+}
+
+enum smtpd_policy_result access_check(struct maplist *table, char **keys,
+    const char *prefix, char *reply, size_t reply_size)
+{
+	return access_check_keys(table, keys, NULL, prefix, reply, reply_size);
+}
+
+enum smtpd_policy_result access_check_client(struct maplist *table,
+    const char *name, const char *addr, const char *prefix, char *reply,
+    size_t reply_size)
+{
+	char **keys = access_client_keys(name, addr);
+	enum smtpd_policy_result result;
+
+	result = access_check_keys(table, keys, addr, prefix, reply,
+	    reply_size);
+	free(keys);
+	return result;
 }

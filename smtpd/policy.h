@@ -121,4 +121,13 @@ char **access_client_keys(const char *name, const char *addr);
 enum smtpd_policy_result access_check(struct maplist *table, char **keys,
     const char *prefix, char *reply, size_t reply_size);
 
+/*
+ * Same as access_check with the keys of access_client_keys(name, addr),
+ * except that cidr: tables see only the name and the full address and
+ * do the network matching themselves (maplist_lookup_parent).
+ */
+enum smtpd_policy_result access_check_client(struct maplist *table,
+    const char *name, const char *addr, const char *prefix, char *reply,
+    size_t reply_size);
+
 #endif

@@ -34,9 +34,11 @@ static enum smtpd_policy_result access_with_keys(
 enum smtpd_policy_result restriction_check_client_access(
     const struct policy_request *req, char *reply, size_t reply_size)
 {
-	return access_with_keys(req, POLICY_SUBJECT_CLIENT,
-	    access_client_keys(req->sess->name, req->sess->addr), reply,
-	    reply_size);
+	char prefix[SMTPD_REPLY_MAX];
+
+	policy_subject_text(req, POLICY_SUBJECT_CLIENT, prefix, sizeof(prefix));
+	return access_check_client(req->table, req->sess->name,
+	    req->sess->addr, prefix, reply, reply_size);
 }
 
 enum smtpd_policy_result restriction_check_helo_access(
