@@ -140,12 +140,14 @@ int cidr_addr_parse(const char *text, struct cidr_net *addr_out)
 	char buf[INET6_ADDRSTRLEN + 2];
 	size_t n = strlen(text);
 
-	/* Accept "[::1]" as well as "::1". */
+	/* Accept "[::1]" as well as "::1", but brackets only around IPv6. */
 	if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
 		if (n - 2 >= sizeof(buf))
 			return -1;
 		memcpy(buf, text + 1, n - 2);
 		buf[n - 2] = '\0';
+		if (strchr(buf, ':') == NULL)
+			return -1;
 		text = buf;
 	}
 	if (cidr_net_parse_addr(text, addr_out) < 0)

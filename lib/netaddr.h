@@ -24,7 +24,7 @@ struct cidr_net {
 int cidr_net_parse(const char *text, struct cidr_net *net, char **err_out);
 /* Parses a numeric address ("192.0.2.1", "2001:db8::1", "[::1]") into a
  * full-length network; an IPv4-mapped address becomes IPv4. Returns 0,
- * or -1 when text is not an address. */
+ * or -1 when text is not an address (also for a bracketed IPv4 one). */
 int cidr_addr_parse(const char *text, struct cidr_net *addr_out);
 /* 1 when addr (from cidr_addr_parse) is inside net, else 0. */
 int cidr_net_contains(const struct cidr_net *net, const struct cidr_net *addr);
