@@ -31,6 +31,7 @@ PROGRAMS = {
     "smtp": "smtp/smtp",
     "tlsproxy": "tlsproxy/tlsproxy",
     "authd": "authd/authd",
+    "anvil": "anvil/anvil",
 }
 POSTERN_CLI = os.path.join(BUILD_DIR, "cli", "postern")
 
@@ -308,10 +309,15 @@ class Instance:
         return os.path.join(self.mail_base, user)
 
     def messages(self, user):
-        """Contents of the files in the user's Maildir new/, sorted by name."""
+        """Contents of the files in the user's Maildir new/, oldest first.
+
+        Sorted by modification time, then name, because Maildir names
+        carry no ordering guarantee within one second.
+        """
         new_dir = os.path.join(self.maildir(user), "new")
         try:
-            names = sorted(os.listdir(new_dir))
+            names = sorted(os.listdir(new_dir),
+                           key=lambda n: (os.stat(os.path.join(new_dir, n)).st_mtime_ns, n))
         except FileNotFoundError:
             return []
         result = []

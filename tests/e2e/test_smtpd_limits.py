@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD_DIR, Instance  # noqa: E402
+from harness import Instance  # noqa: E402
 
 SENDER = "sender@client.test"
 BANNER = b"220 mail.example.test ESMTP Postern\r\n"
@@ -45,11 +45,6 @@ class AnvilInstance(Instance):
         super().__init__(main_cf=main_cf, master_cf_extra=ANVIL_LINE +
                          "127.0.0.1:%d inet n - n - 2 smtpd\n"
                          % self.limit_port)
-
-    def _write_files(self):
-        super()._write_files()
-        os.symlink(os.path.join(BUILD_DIR, "anvil", "anvil"),
-                   os.path.join(self.daemon_dir, "anvil"))
 
 
 class Client:
