@@ -30,6 +30,17 @@ static const struct command commands[] = {
 	{"tls-check", cmd_tls_check, "tls-check         check the server certificates: key, chain, trust, expiry, names"},
 };
 
+/* 1 for "conf -d ...", which prints only compiled-in defaults. */
+static int wants_defaults_only(int argc, char **argv)
+{
+	if (strcmp(argv[0], "conf") != 0)
+		return 0;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "-d") == 0)
+			return 1;
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: postern [-c CONFIG_DIR] COMMAND [ARGS]\n\ncommands:\n");
@@ -74,9 +85,20 @@ int main(int argc, char **argv)
 	}
 
 	if (config_load(config_dir, &err) < 0) {
-		fprintf(stderr, "postern: %s\n", err);
+		/* The compiled-in defaults need no main.cf, so that an operator
+		 * can read them before writing one. */
+		if (!wants_defaults_only(argc - optind, argv + optind)) {
+			fprintf(stderr, "postern: %s\n", err);
+			free(err);
+			return 1;
+		}
 		free(err);
-		return 1;
+		err = NULL;
+		if (config_load_text("", "compiled-in defaults", &err) < 0) {
+			fprintf(stderr, "postern: %s\n", err);
+			free(err);
+			return 1;
+		}
 	}
 	int sub_argc = argc - optind;
 	char **sub_argv = argv + optind;

@@ -4,9 +4,11 @@ configuration directory.
 """
 
 import os
+import subprocess
+import tempfile
 import unittest
 
-from harness import Instance
+from harness import POSTERN_CLI, Instance
 
 UNKNOWN_WARNING = 'unknown parameter name "no_such_setting" is ignored'
 
@@ -124,3 +126,20 @@ class MapTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DefaultsWithoutMainCfTest(unittest.TestCase):
+    """`conf -d` prints the compiled-in defaults before any main.cf exists."""
+
+    def test_conf_defaults_without_main_cf(self):
+        empty = tempfile.mkdtemp(prefix="postern-noconf-")
+        self.addCleanup(os.rmdir, empty)
+        r = subprocess.run([POSTERN_CLI, "-c", empty, "conf", "-d", "mail_owner"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "mail_owner = postern\n")
+
+        r = subprocess.run([POSTERN_CLI, "-c", empty, "conf", "mail_owner"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("main.cf", r.stderr)
