@@ -1,30 +1,20 @@
 /*
- * The connection of one smtpd process to authd: a non-blocking UNIX
- * socket on the event loop that carries the requests of every session,
- * matched to their replies by session id (lib/authd_client.h).
- *
- * The connection is opened on the first request and reopened after it
- * is lost. master keeps authd's listening socket open, so a connect
- * succeeds even while authd restarts. The request then waits in the
- * backlog, and the per-request timer turns a long wait into a temporary
+ * The connection of one smtpd process to authd (service_conn.h), which
+ * carries the requests of every session, matched to their replies by
+ * session id (lib/authd_client.h). A call that fails or gets no reply in
+ * time ends with a NULL reply, which auth.c turns into a temporary
  * failure.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 
 #include "attr.h"
 #include "authd_client.h"
 #include "config.h"
 #include "log.h"
 #include "sbuf.h"
+#include "service_conn.h"
 #include "smtpd.h"
 
 /* Seconds smtpd waits for one reply of authd. authd replies to a failed
@@ -32,133 +22,73 @@
  * this limit stays well above a few such delays. */
 #define AUTHD_REPLY_TIMEOUT_SEC 30
 
+_Static_assert(AUTHD_SESSION_MAX <= SERVICE_CALL_KEY_MAX,
+    "an authd session id must fit in a call key");
+
 struct smtpd_authd_call {
-	struct smtpd_authd_call *prev, *next;
-	char session[AUTHD_SESSION_MAX + 1];
+	struct service_call base;  /* first: the key is the session id */
 	smtpd_authd_cb cb;
 	void *arg;
-	struct event *timer;
 };
 
-static struct bufferevent *authd_bev;
-static struct attr_decoder *authd_decoder;
-static struct smtpd_authd_call *call_list;
-static unsigned authd_generation;
-static struct event *fail_event;  /* runs failures outside of a call */
+static char *authd_socket_path(void);
+static void authd_handle_record(struct attrs *rec);
+static void authd_lost(const char *why, int was_open, int calls_waiting);
+static void authd_call_failed(struct service_call *base,
+    enum service_call_failure failure);
 
-static void authd_read_cb(struct bufferevent *bev, void *arg);
-static void authd_event_cb(struct bufferevent *bev, short what, void *arg);
+static const struct service_conn_ops authd_ops = {
+	.name = "authd",
+	.log_key = "smtpd-authd",
+	.connect_note = NULL,
+	.socket_path = authd_socket_path,
+	.handle_record = authd_handle_record,
+	.free_record = authd_attrs_free_wipe,
+	.lost = authd_lost,
+	.call_failed = authd_call_failed,
+};
+
+static struct service_conn authd_conn = {.ops = &authd_ops};
 
 unsigned smtpd_authd_generation(void)
 {
-	return authd_generation;
+	return service_conn_generation(&authd_conn);
 }
 
-static void call_unlink(struct smtpd_authd_call *c)
+static char *authd_socket_path(void)
 {
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		call_list = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	if (c->timer)
-		event_free(c->timer);
-	c->prev = c->next = NULL;
-	c->timer = NULL;
+	return xasprintf("%s/private/%s", smtpd_settings.queue_dir,
+	    config_str("smtpd_sasl_path"));
 }
 
-/* Runs c's callback with r and frees c. */
+/* Runs c's callback with r and frees c; c is already forgotten. */
 static void call_finish(struct smtpd_authd_call *c,
     const struct authd_reply *r)
 {
 	smtpd_authd_cb cb = c->cb;
 	void *arg = c->arg;
 
-	call_unlink(c);
 	free(c);
 	cb(arg, r);
 }
 
-/* Closes the connection and fails every call still waiting. */
-static void authd_disconnect(const char *why)
+static void authd_lost(const char *why, int was_open, int calls_waiting)
 {
-	if (authd_bev) {
-		bufferevent_free(authd_bev);
-		authd_bev = NULL;
-		authd_generation++;
-	}
-	attr_decoder_free(&authd_decoder);
-	if (call_list && log_ratelimit("smtpd-authd", 3, 60))
+	if (calls_waiting && log_ratelimit("smtpd-authd", 3, 60))
 		log_warn("authd connection failed: %s; pending AUTH "
 		    "exchanges get a temporary failure", why);
-	while (call_list)
-		call_finish(call_list, NULL);
 }
 
-static void fail_event_cb(evutil_socket_t fd, short what, void *arg)
+static void authd_call_failed(struct service_call *base,
+    enum service_call_failure failure)
 {
-	authd_disconnect("cannot connect to authd");
-}
+	struct smtpd_authd_call *c = (struct smtpd_authd_call *)base;
 
-static int authd_connect(void)
-{
-	struct sockaddr_un sun;
-	const char *queue_dir = smtpd_settings.queue_dir;
-	int n;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/private/%s",
-	    queue_dir, config_str("smtpd_sasl_path"));
-	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
-		log_error("authd socket path under %s is too long", queue_dir);
-		return -1;
-	}
-	authd_bev = bufferevent_socket_new(smtpd_event_base, -1,
-	    BEV_OPT_CLOSE_ON_FREE);
-	if (authd_bev == NULL)
-		return -1;
-	bufferevent_setcb(authd_bev, authd_read_cb, NULL, authd_event_cb, NULL);
-	if (bufferevent_socket_connect(authd_bev, (struct sockaddr *)&sun,
-	    sizeof(sun)) < 0) {
-		if (log_ratelimit("smtpd-authd-connect", 3, 60))
-			log_warn("cannot connect to authd at %s: %m",
-			    sun.sun_path);
-		bufferevent_free(authd_bev);
-		authd_bev = NULL;
-		return -1;
-	}
-	authd_decoder = attr_decoder_new();
-	bufferevent_enable(authd_bev, EV_READ);
-	return 0;
-}
-
-/* Encodes req into the output buffer and wipes the copies that held
- * its payload. */
-static int authd_write(struct attrs *req)
-{
-	struct sbuf out;
-	int r;
-
-	sbuf_init(&out, ATTR_MAX_RECORD);
-	r = attrs_encode(req, &out);
-	if (r == 0)
-		r = bufferevent_write(authd_bev, out.data, out.len);
-	if (out.data)
-		explicit_bzero(out.data, out.len);
-	sbuf_free(&out);
-	return r;
-}
-
-static void call_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtpd_authd_call *c = arg;
-
-	log_warn("authd did not reply within %d s to exchange %s",
-	    AUTHD_REPLY_TIMEOUT_SEC, c->session);
 	/* Replies are matched by session id, so a late reply of this
 	 * exchange is dropped once the call is gone. */
+	if (failure == SERVICE_CALL_TIMEOUT)
+		log_warn("authd did not reply within %d s to exchange %s",
+		    AUTHD_REPLY_TIMEOUT_SEC, c->base.key);
 	call_finish(c, NULL);
 }
 
@@ -166,27 +96,11 @@ struct smtpd_authd_call *smtpd_authd_send(struct attrs *req,
     const char *session, smtpd_authd_cb cb, void *arg)
 {
 	struct smtpd_authd_call *c = xcalloc(1, sizeof(*c));
-	struct timeval tv = {AUTHD_REPLY_TIMEOUT_SEC, 0};
 
-	snprintf(c->session, sizeof(c->session), "%s", session);
 	c->cb = cb;
 	c->arg = arg;
-	c->timer = evtimer_new(smtpd_event_base, call_timeout_cb, c);
-	evtimer_add(c->timer, &tv);
-	c->next = call_list;
-	if (call_list)
-		call_list->prev = c;
-	call_list = c;
-
-	if ((authd_bev == NULL && authd_connect() < 0) ||
-	    authd_write(req) < 0) {
-		/* The callback must not run before the caller has stored
-		 * the call, so the failure runs from the loop. */
-		if (fail_event == NULL)
-			fail_event = event_new(smtpd_event_base, -1, 0,
-			    fail_event_cb, NULL);
-		event_active(fail_event, 0, 0);
-	}
+	service_call_start(&authd_conn, &c->base, session,
+	    AUTHD_REPLY_TIMEOUT_SEC * 1000, req);
 	authd_attrs_free_wipe(&req);
 	return c;
 }
@@ -197,13 +111,13 @@ void smtpd_authd_cancel(struct smtpd_authd_call **call, int send_abort)
 
 	if (c == NULL)
 		return;
-	if (send_abort && authd_bev) {
-		struct attrs *req = authd_request_abort(c->session);
+	if (send_abort) {
+		struct attrs *req = authd_request_abort(c->base.key);
 
-		authd_write(req);
+		service_conn_write(&authd_conn, req);
 		authd_attrs_free_wipe(&req);
 	}
-	call_unlink(c);
+	service_call_forget(&c->base);
 	free(c);
 	*call = NULL;
 }
@@ -218,46 +132,11 @@ static void authd_handle_record(struct attrs *rec)
 		log_warn("invalid reply from authd: %s", err);
 		return;
 	}
-	for (c = call_list; c; c = c->next)
-		if (strcmp(c->session, reply.session) == 0)
-			break;
-	if (c)
+	c = (struct smtpd_authd_call *)service_conn_find(&authd_conn,
+	    reply.session);
+	if (c) {
+		service_call_forget(&c->base);
 		call_finish(c, &reply);
-	authd_reply_clear(&reply);
-}
-
-static void authd_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer_iovec v;
-
-	while (authd_bev == bev && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
-	    v.iov_len > 0) {
-		struct attrs *rec = NULL;
-		const char *err = NULL;
-		size_t used = 0;
-		int r = attr_decoder_feed(authd_decoder, v.iov_base, v.iov_len,
-		    &used, &rec, &err);
-
-		if (r < 0) {
-			log_warn("malformed record from authd: %s", err);
-			authd_disconnect("malformed record");
-			return;
-		}
-		evbuffer_drain(in, r == 1 ? used : v.iov_len);
-		if (r == 1) {
-			authd_handle_record(rec);
-			authd_attrs_free_wipe(&rec);
-		}
 	}
-}
-
-static void authd_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	if (what & BEV_EVENT_CONNECTED)
-		return;
-	if (what & BEV_EVENT_EOF)
-		authd_disconnect("authd closed the connection");
-	else
-		authd_disconnect(strerror(errno ? errno : EIO));
+	authd_reply_clear(&reply);
 }

@@ -16,6 +16,8 @@
  *   tls.c       STARTTLS and wrapper mode: the handoff to tlsproxy
  *   limits.c    per-client connection limits, with anvil_conn.c (the
  *               connection to anvil, which counts across processes)
+ *   service_conn.c  the non-blocking connection to a private service
+ *               that authd_conn.c and anvil_conn.c build on
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
