@@ -471,6 +471,10 @@ class SmtpSink:
         self.rcpt_reply = lambda rcpt: "250 2.1.5 Ok"
         self.data_reply = "250 2.0.0 Ok: queued"
         self.server = _ThreadingServer((host, port), _SinkHandler)
+        # A non-blocking listener: when a connection vanishes between the
+        # poll and accept(), accept() fails instead of blocking the serve
+        # loop for good, which would make close() wait forever.
+        self.server.socket.setblocking(False)
         self.server.sink = self
         self.host, self.port = self.server.server_address[:2]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -5,7 +5,9 @@ Usage: run.py [PATTERN ...]   PATTERN selects test modules by substring
 of the file name (e.g. "smtpd"); without one every tests/e2e/test_*.py runs.
 """
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 import unittest
@@ -50,7 +52,14 @@ class CountingResult(unittest.TextTestResult):
         self._line("FAIL (unexpected success)", test)
 
 
+# A hung test must fail the run, not stall it: after this many seconds
+# every thread's stack is printed and the runner exits.
+RUN_TIME_LIMIT = int(os.environ.get("POSTERN_E2E_TIME_LIMIT", "1800"))
+
+
 def main():
+    faulthandler.dump_traceback_later(RUN_TIME_LIMIT, exit=True)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     sys.path.insert(0, HERE)
     patterns = sys.argv[1:]
     loader = unittest.TestLoader()
