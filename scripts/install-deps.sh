@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what building and testing Postern needs on Debian 12, and
-# creates the unprivileged system user "postern" (mail_owner). Run as root.
+# creates the system users "postern" (mail_owner) and "postern-auth"
+# (authd_user) and the group "postdrop" (setgid_group). Run as root.
 set -eu
 if [ "$(id -u)" -ne 0 ]; then
-	echo "install-deps.sh: run as root (it calls apt-get and useradd)" >&2
+	echo "install-deps.sh: run as root (it calls apt-get, useradd and groupadd)" >&2
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
