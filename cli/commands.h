@@ -18,5 +18,9 @@ int cmd_cat(int argc, char **argv);     /* queue.c: cat QUEUEID */
 int cmd_map(int argc, char **argv);     /* map.c: map [type:]FILE, map -q KEY type:FILE */
 int cmd_conf(int argc, char **argv);    /* conf.c: conf [-n|-d] [name...] */
 int cmd_tls_check(int argc, char **argv); /* tls.c: tls-check */
+int cmd_delete(int argc, char **argv);  /* maint.c: delete QUEUEID...|ALL|deferred|- */
+int cmd_hold(int argc, char **argv);    /* maint.c: hold QUEUEID...|ALL|- */
+int cmd_release(int argc, char **argv); /* maint.c: release QUEUEID...|ALL|- */
+int cmd_requeue(int argc, char **argv); /* maint.c: requeue QUEUEID...|ALL|- */
 
 #endif
