@@ -394,6 +394,12 @@ void smtpd_auth_line(struct smtpd_session *sess, const char *line)
 	auth_wait(sess);
 }
 
+void smtpd_auth_line_too_long(struct smtpd_session *sess)
+{
+	sess->auth->awaiting_client = 0;
+	auth_fail(sess, 1, "500 5.5.6 Authentication exchange line is too long");
+}
+
 void smtpd_auth_session_free(struct smtpd_session *sess)
 {
 	auth_free(sess, 1);

@@ -320,6 +320,10 @@ int smtpd_session_error(struct smtpd_session *sess)
 
 static void session_line_too_long(struct smtpd_session *sess)
 {
+	if (smtpd_auth_wants_line(sess)) {
+		smtpd_auth_line_too_long(sess);
+		return;
+	}
 	smtpd_reply(sess, "500 5.5.2 Line too long");
 	smtpd_session_error(sess);
 }

@@ -526,6 +526,10 @@ int smtpd_auth_wants_line(const struct smtpd_session *sess);
 /* Handles a client line sent in reply to a 334 challenge. */
 void smtpd_auth_line(struct smtpd_session *sess, const char *line);
 
+/* Ends the exchange after a response line over line_length_limit, with
+ * a 500 reply, so that the client's next line is read as a command. */
+void smtpd_auth_line_too_long(struct smtpd_session *sess);
+
 /* Cancels an exchange in progress and frees the session's AUTH state;
  * for session_free. */
 void smtpd_auth_session_free(struct smtpd_session *sess);
