@@ -49,8 +49,22 @@ static int net_read(struct tlsproxy_session *s)
 	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 		return 0;
 	if (n == GNUTLS_E_REHANDSHAKE) {
-		/* Renegotiation is not supported; the session goes on. */
-		return 0;
+		/* Renegotiation is not supported. A client that asked for it
+		 * waits for a ServerHello until it gets the no_renegotiation
+		 * alert (RFC 5246 7.2.2), so the alert must be sent; when it
+		 * cannot go out at once, the session ends instead. */
+		if (gnutls_alert_send(s->tls, GNUTLS_AL_WARNING,
+		    GNUTLS_A_NO_RENEGOTIATION) == 0) {
+			if (log_ratelimit("tlsproxy-renegotiation", 10, 60))
+				log_info("%s: TLS renegotiation refused", s->peer);
+			return 1;
+		}
+		log_info("%s: TLS renegotiation refused; ending the session",
+		    s->peer);
+		s->to_net_len = 0;
+		s->net_out_done = 1;
+		s->net_in_done = 1;
+		return 1;
 	}
 	if (n != 0 && n != GNUTLS_E_PREMATURE_TERMINATION)
 		log_info("%s: TLS read failed: %s", s->peer, gnutls_strerror((int)n));
