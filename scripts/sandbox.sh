@@ -3,6 +3,8 @@
 # instance under ./sandbox: SMTP on 127.0.0.1:2525, submission on
 # 127.0.0.1:2587, both offering STARTTLS, implicit TLS on 127.0.0.1:2465,
 # local domain example.test delivering into Maildirs in ./sandbox/mail.
+# Submission and implicit TLS are set up like the shipped master.cf: they
+# take mail only after AUTH, and submission only after STARTTLS.
 # Ctrl-C stops it. The sandbox keeps its queue, mail and test
 # certificates between runs; remove ./sandbox to start afresh.
 # Environment: POSTERN_SANDBOX (directory), POSTERN_SMTP_PORT,
@@ -75,7 +77,7 @@ sasldb_path: $sasl_data/sasldb2
 mech_list: PLAIN LOGIN
 CF
 
-for program in master smtpd qmgr local smtp tlsproxy authd; do
+for program in master smtpd qmgr local smtp tlsproxy authd anvil pickup; do
 	ln -sf "$top/$program/$program" "$sandbox/libexec/$program"
 done
 
@@ -100,6 +102,9 @@ mail_owner = $owner
 maillog_file = $sandbox/maillog
 smtpd_peername_lookup = no
 smtpd_tls_chain_files = $certs/server-chain.pem, $certs/server-ec-chain.pem
+# The test root CA, so that master's certificate check at start can
+# verify the chain (it is in no system store).
+smtpd_tls_CAfile = $certs/ca.pem
 smtpd_tls_security_level = may
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_local_domain = example.test
@@ -110,9 +115,16 @@ cat >"$etc/master.cf" <<CF
 127.0.0.1:$smtp_port inet n - n - - smtpd
 127.0.0.1:$submission_port inet n - n - - smtpd
   -o syslog_name=postern/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 127.0.0.1:$smtps_port inet n - n - - smtpd
   -o syslog_name=postern/smtps -o smtpd_tls_wrappermode=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 qmgr unix n - n 300 1 qmgr
+anvil unix - - n - 1 anvil
+pickup unix n - n 60 1 pickup
 local unix - n n - - local
 smtp unix - - n - - smtp
 tlsproxy unix - - n - 1 tlsproxy
@@ -124,16 +136,18 @@ Postern sandbox in $sandbox (log: $sandbox/maillog, mail: $sandbox/mail/test/new
 Send a test mail from another terminal:
   swaks --server 127.0.0.1:$smtp_port --from you@example.org --to test@example.test
   curl --crlf --url smtp://127.0.0.1:$smtp_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
-With TLS, trusting only the sandbox root CA ($certs/ca.pem):
-  swaks --server 127.0.0.1:$submission_port --tls --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --from you@example.org --to test@example.test
-  swaks --server 127.0.0.1:$smtps_port --tlsc --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --from you@example.org --to test@example.test
-  curl --crlf --ssl-reqd --cacert $certs/ca.pem --connect-to mail.example.test:$submission_port:127.0.0.1:$submission_port --url smtp://mail.example.test:$submission_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
-  curl --crlf --cacert $certs/ca.pem --connect-to mail.example.test:$smtps_port:127.0.0.1:$smtps_port --url smtps://mail.example.test:$smtps_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
-With AUTH (after TLS) as user test, password $sasl_password
+With STARTTLS, trusting only the sandbox root CA ($certs/ca.pem):
+  swaks --server 127.0.0.1:$smtp_port --tls --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --from you@example.org --to test@example.test
+  curl --crlf --ssl-reqd --cacert $certs/ca.pem --connect-to mail.example.test:$smtp_port:127.0.0.1:$smtp_port --url smtp://mail.example.test:$smtp_port --mail-from you@example.org --mail-rcpt test@example.test -T /etc/hostname
+Submission ($submission_port, STARTTLS) and implicit TLS ($smtps_port) need AUTH
+as user test, password $sasl_password
 (SASL configuration: $etc/sasl/smtpd.conf, sasldb: $sasl_data/sasldb2):
-  swaks --server 127.0.0.1:$submission_port --tls --auth PLAIN --auth-user test --auth-password '$sasl_password' --from test@example.test --to test@example.test
-  swaks --server 127.0.0.1:$smtps_port --tlsc --auth LOGIN --auth-user test --auth-password '$sasl_password' --from test@example.test --to test@example.test
-  curl --crlf --ssl-reqd -k --user 'test:$sasl_password' --url smtp://127.0.0.1:$submission_port --mail-from test@example.test --mail-rcpt test@example.test -T /etc/hostname
+  swaks --server 127.0.0.1:$submission_port --tls --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --auth PLAIN --auth-user test --auth-password '$sasl_password' --from test@example.test --to test@example.test
+  swaks --server 127.0.0.1:$smtps_port --tlsc --tls-ca-path $certs/ca.pem --tls-verify --tls-sni mail.example.test --auth LOGIN --auth-user test --auth-password '$sasl_password' --from test@example.test --to test@example.test
+  curl --crlf --ssl-reqd --cacert $certs/ca.pem --connect-to mail.example.test:$submission_port:127.0.0.1:$submission_port --user 'test:$sasl_password' --url smtp://mail.example.test:$submission_port --mail-from test@example.test --mail-rcpt test@example.test -T /etc/hostname
+  curl --crlf --cacert $certs/ca.pem --connect-to mail.example.test:$smtps_port:127.0.0.1:$smtps_port --user 'test:$sasl_password' --url smtps://mail.example.test:$smtps_port --mail-from test@example.test --mail-rcpt test@example.test -T /etc/hostname
+Local submission (pickup):
+  echo 'Subject: hello' | $top/cli/sendmail/sendmail -C $etc test@example.test
 Queue: $top/cli/postern -c $etc queue      Stop: Ctrl-C
 MSG
 
