@@ -85,6 +85,14 @@ char *sm_address_canonical(const char *text, const char *myorigin,
 	const char *rest;
 	size_t count = 0;
 
+	/* The list parser would read "a@x\nName: b" as a group and keep
+	 * only "b", and no RFC 5321 path contains a control character. */
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+		if (*p < 32 || *p == 127) {
+			*err_out = xasprintf("invalid address: control character "
+			    "0x%02x", *p);
+			return NULL;
+		}
 	if (sm_address_list(text, &specs, &count, 2, err_out) < 0)
 		return NULL;
 	if (count == 0 && allow_null) {

@@ -125,6 +125,9 @@ TEST(test_sendmail_header_canonical)
 		{"a@x.test, b@x.test", 0, NULL},
 		{"a@-bad-.test", 0, NULL},
 		{"a..b@x.test", 0, NULL},
+		{"a@x.test\nX-Extra: b", 1, NULL},
+		{"a@x.test\r", 0, NULL},
+		{"a\t@x.test", 0, NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
