@@ -110,6 +110,9 @@ static struct throttle_entry *throttle_insert(struct throttle *t,
 	size_t b = throttle_hash(key);
 	struct throttle_entry *e;
 
+	/* TODO: a full table counts no new key, so clients from enough
+	 * IPv6 addresses (each address is its own key) can fill it and then
+	 * guess without a lockout; key IPv6 clients by /64 and evict. */
 	if (t->count >= t->max_entries)
 		return NULL;
 	e = xcalloc(1, sizeof(*e) + len + 1);
