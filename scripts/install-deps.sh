@@ -13,7 +13,8 @@ apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake pkg-config \
 	libgnutls28-dev libdb5.3-dev db5.3-util libsasl2-dev libsasl2-modules \
 	sasl2-bin libpcre2-dev libevent-dev \
-	python3 swaks curl gnutls-bin openssl msmtp ca-certificates procps
+	python3 swaks curl gnutls-bin openssl msmtp ca-certificates procps \
+	dovecot-core dovecot-lmtpd
 if ! getent passwd postern >/dev/null; then
 	useradd --system --user-group --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin postern

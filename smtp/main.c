@@ -54,11 +54,14 @@ static void main_configure_routes(struct smtp_agent *agent)
 	srandom((unsigned)(iox_now_ms() ^ (long long)getpid() << 16));
 }
 
-static void main_configure(struct smtp_agent *agent)
+/* lmtp is 1 for LMTP mode: the master.cf service name is "lmtp". */
+static void main_configure(struct smtp_agent *agent, int lmtp)
 {
 	const char *bind = config_str("smtp_bind_address");
+	const char *helo_param = lmtp ? "lmtp_lhlo_name" : "smtp_helo_name";
 
 	memset(agent, 0, sizeof(*agent));
+	agent->lmtp = lmtp;
 	agent->timeouts.connect = main_timeout_ms("smtp_connect_timeout");
 	agent->timeouts.helo = main_timeout_ms("smtp_helo_timeout");
 	agent->timeouts.mail = main_timeout_ms("smtp_mail_timeout");
@@ -70,11 +73,11 @@ static void main_configure(struct smtp_agent *agent)
 	agent->ipc_timeout_ms = main_timeout_ms("ipc_timeout");
 	agent->cache_time_ms = config_time("smtp_connection_cache_time_limit")
 	    * 1000L;
-	agent->helo_name = xstrdup(config_str("smtp_helo_name"));
+	agent->helo_name = xstrdup(config_str(helo_param));
 	agent->bind_address = *bind != '\0' ? xstrdup(bind) : NULL;
 	if (*agent->helo_name == '\0' || strpbrk(agent->helo_name,
 	    " \t\r\n") != NULL)
-		log_fatal("smtp_helo_name must be one host name, not \"%s\"",
+		log_fatal("%s must be one host name, not \"%s\"", helo_param,
 		    agent->helo_name);
 	main_configure_routes(agent);
 }
@@ -204,7 +207,7 @@ int main(int argc, char **argv)
 	const char *queue_dir;
 
 	service_init(&svc, "smtp", argc, argv);
-	main_configure(&agent);
+	main_configure(&agent, strcmp(svc.name, "lmtp") == 0);
 	queue_dir = config_str("queue_directory");
 	/* Queue file paths in requests are relative to queue_directory,
 	 * which is also the root after a chroot. */

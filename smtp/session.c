@@ -122,12 +122,33 @@ static int session_command(struct smtp_conn *c, const char *cmd,
 	return smtp_conn_read_reply(c, r, timeout_ms);
 }
 
+/* Runs LHLO, which has no HELO fallback (RFC 2033 section 4.1). */
+static enum session_outcome session_lhlo(struct smtp_agent *agent,
+    struct smtp_conn *c, struct smtp_request *req, struct smtp_reply *r)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "LHLO %s", agent->helo_name);
+	if (session_command(c, cmd, r, agent->timeouts.helo) < 0) {
+		smtp_fail_io(c, req, "performing the LHLO handshake");
+		return SESSION_RETRY;
+	}
+	if (r->code / 100 == 2) {
+		c->caps = smtp_ehlo_parse(r, &c->size_limit);
+		return SESSION_READY;
+	}
+	session_fail_reply(c, req, r, "in reply to LHLO command");
+	return r->code >= 500 ? SESSION_FINAL : SESSION_RETRY;
+}
+
 /* Runs EHLO, or HELO when EHLO gets a 5xx reply. */
 static enum session_outcome session_helo(struct smtp_agent *agent,
     struct smtp_conn *c, struct smtp_request *req, struct smtp_reply *r)
 {
 	char cmd[300];
 
+	if (agent->lmtp)
+		return session_lhlo(agent, c, req, r);
 	snprintf(cmd, sizeof(cmd), "EHLO %s", agent->helo_name);
 	if (session_command(c, cmd, r, agent->timeouts.helo) < 0) {
 		smtp_fail_io(c, req, "performing the EHLO handshake");
@@ -188,7 +209,7 @@ static enum session_outcome session_greet(struct smtp_agent *agent,
 		outcome = r.code >= 500 ? SESSION_FINAL : SESSION_RETRY;
 	} else {
 		outcome = session_helo(agent, c, req, &r);
-		if (outcome == SESSION_READY)
+		if (outcome == SESSION_READY && !c->unix_socket)
 			outcome = session_tls(agent, c, req, &r);
 		if (outcome == SESSION_READY &&
 		    smtp_auth_login(agent, c, req, &r) < 0)
@@ -266,32 +287,55 @@ static struct smtp_conn *session_try_addr(struct smtp_agent *agent,
 	return NULL;
 }
 
-struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
-    struct smtp_request *req)
+/* Connects to the LMTP server at the UNIX socket path and greets it.
+ * Returns the session or NULL with results set. */
+static struct smtp_conn *session_try_unix(struct smtp_agent *agent,
+    struct smtp_request *req, const char *path)
 {
-	struct smtp_nexthop nh;
+	struct smtp_conn *c;
+	int fd;
+
+	/* NOTE: a blocking connect, not bounded by smtp_connect_timeout; a
+	 * UNIX socket connect waits only while the listen queue is full. */
+	fd = iox_unix_connect(path, 0);
+	if (fd < 0) {
+		char text[600];
+
+		snprintf(text, sizeof(text), "connect to unix:%s: %s", path,
+		    strerror(errno));
+		log_warn("%s: %s", req->qid, text);
+		smtp_request_fail_rest(req, DELIVER_DEFER, "4.4.1", text);
+		return NULL;
+	}
+
+	c = smtp_conn_new(fd);
+	c->unix_socket = 1;
+	c->nexthop = xstrdup(req->nexthop);
+	c->host = xstrdup(path);
+	snprintf(c->peer, sizeof(c->peer), "unix:%s", path);
+	snprintf(c->relay, sizeof(c->relay), "unix:%s", path);
+	if (session_greet(agent, c, req) == SESSION_READY)
+		return c;
+	smtp_session_quit(agent, &c);
+	return NULL;
+}
+
+/* Tries the server addresses of nh until one session is ready. */
+static struct smtp_conn *session_open_nexthop(struct smtp_agent *agent,
+    struct smtp_request *req, const struct smtp_nexthop *nh)
+{
 	struct smtp_target_list targets;
 	struct smtp_conn *c = NULL;
-	const char *domain = req->nrcpt > 0 ? addr_domain(req->rcpts[0].addr)
-	    : NULL;
 	const char *dsn = NULL;
 	char *err = NULL;
 	long sessions = 0;
 
-	if (smtp_nexthop_parse(req->nexthop, domain, &nh, &err) < 0) {
-		log_warn("%s: %s", req->qid, err);
-		smtp_request_fail_rest(req, DELIVER_DEFER, "4.3.5", err);
-		free(err);
-		return NULL;
-	}
-
-	if (smtp_route_lookup(&nh, &agent->self, agent->mx_address_limit,
+	if (smtp_route_lookup(nh, &agent->self, agent->mx_address_limit,
 	    &targets, &dsn, &err) < 0) {
 		log_warn("%s: %s", req->qid, err);
 		smtp_request_fail_rest(req, dsn[0] == '5' ? DELIVER_BOUNCE
 		    : DELIVER_DEFER, dsn, err);
 		free(err);
-		smtp_nexthop_free(&nh);
 		return NULL;
 	}
 
@@ -301,7 +345,7 @@ struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
 		int final = 0;
 		int connected = 0;
 
-		c = session_try_addr(agent, req, &nh, &targets.items[i], 0,
+		c = session_try_addr(agent, req, nh, &targets.items[i], 0,
 		    &final, &connected);
 		sessions += connected;
 		if (final || (c == NULL && agent->mx_session_limit > 0 &&
@@ -309,6 +353,49 @@ struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
 			break;
 	}
 	smtp_target_list_free(&targets);
+	return c;
+}
+
+/* Opens a session with the LMTP next hop of req. */
+static struct smtp_conn *session_open_lmtp(struct smtp_agent *agent,
+    struct smtp_request *req)
+{
+	struct smtp_lmtp_hop hop;
+	struct smtp_conn *c;
+	char *err = NULL;
+
+	if (smtp_lmtp_hop_parse(req->nexthop, &hop, &err) < 0) {
+		log_warn("%s: %s", req->qid, err);
+		smtp_request_fail_rest(req, DELIVER_DEFER, "4.3.5", err);
+		free(err);
+		return NULL;
+	}
+	if (hop.unix_path != NULL)
+		c = session_try_unix(agent, req, hop.unix_path);
+	else
+		c = session_open_nexthop(agent, req, &hop.inet);
+	smtp_lmtp_hop_free(&hop);
+	return c;
+}
+
+struct smtp_conn *smtp_session_open(struct smtp_agent *agent,
+    struct smtp_request *req)
+{
+	struct smtp_nexthop nh;
+	struct smtp_conn *c;
+	const char *domain = req->nrcpt > 0 ? addr_domain(req->rcpts[0].addr)
+	    : NULL;
+	char *err = NULL;
+
+	if (agent->lmtp)
+		return session_open_lmtp(agent, req);
+	if (smtp_nexthop_parse(req->nexthop, domain, &nh, &err) < 0) {
+		log_warn("%s: %s", req->qid, err);
+		smtp_request_fail_rest(req, DELIVER_DEFER, "4.3.5", err);
+		free(err);
+		return NULL;
+	}
+	c = session_open_nexthop(agent, req, &nh);
 	smtp_nexthop_free(&nh);
 	return c;
 }

@@ -13,7 +13,15 @@
  * order, null MX, loops back to this host), session.c
  * (connect, greeting, EHLO, RSET, QUIT), tls.c (STARTTLS),
  * transaction.c (MAIL, RCPT, DATA),
- * body.c (message encoding for DATA), reply.c (server replies).
+ * body.c (message encoding for DATA), reply.c (server replies),
+ * lmtp.c (LMTP next hops and replies after the end of data).
+ *
+ * LMTP mode (RFC 2033): a process started under the master.cf service
+ * name "lmtp" speaks LMTP. It greets with LHLO lmtp_lhlo_name, never
+ * looks up MX records, takes next hops "unix:PATH" (relative to
+ * queue_directory unless absolute) and "inet:HOST:PORT", "HOST:PORT" or
+ * "[HOST]:PORT" (port 24 when absent), and reads one reply per accepted
+ * recipient after the end of data.
  */
 #ifndef POSTERN_SMTP_H
 #define POSTERN_SMTP_H
@@ -84,6 +92,22 @@ struct smtp_nexthop {
 int smtp_nexthop_parse(const char *text, const char *fallback_domain,
     struct smtp_nexthop *out, char **err_out);
 void smtp_nexthop_free(struct smtp_nexthop *nh);
+
+/* An LMTP next hop: a UNIX socket path, or a host and port in inet. */
+struct smtp_lmtp_hop {
+	char *unix_path;            /* NULL for a TCP next hop */
+	struct smtp_nexthop inet;   /* always bracketed: no MX lookup */
+};
+
+/*
+ * Parses an LMTP next hop: "unix:PATH", "inet:HOST[:PORT]" or
+ * "HOST[:PORT]" with HOST optionally in brackets. Returns 0, or -1 with
+ * a message in *err_out (caller frees) for an empty text, an empty path
+ * or host, or a port outside 1..65535.
+ */
+int smtp_lmtp_hop_parse(const char *text, struct smtp_lmtp_hop *out,
+    char **err_out);
+void smtp_lmtp_hop_free(struct smtp_lmtp_hop *hop);
 
 /* Numeric addresses of a next hop, in the resolver's order. */
 struct smtp_addr_list {
@@ -260,6 +284,7 @@ struct smtp_conn {
 	long long idle_since_ms;         /* iox_now_ms() when cached */
 	char tls[200];        /* "TLSv1.3 with cipher ...", "" without TLS */
 	int no_tls;           /* 1: a handshake at level may failed, skip TLS */
+	int unix_socket;      /* 1: an LMTP UNIX socket, never with TLS */
 };
 
 /*
@@ -327,7 +352,8 @@ void smtp_request_fail_rest(struct smtp_request *req, const char *status,
 /* The agent's settings and its cached connection. */
 struct smtp_agent {
 	struct smtp_timeouts timeouts;
-	char *helo_name;
+	char *helo_name;          /* smtp_helo_name, or lmtp_lhlo_name */
+	int lmtp;                 /* 1: LMTP mode (service name "lmtp") */
 	char *bind_address;       /* NULL when smtp_bind_address is empty */
 	long cache_time_ms;
 	int ipc_timeout_ms;       /* for reading a request and replying */
@@ -394,6 +420,16 @@ int smtp_auth_login(struct smtp_agent *agent, struct smtp_conn *c,
  */
 int smtp_transaction(struct smtp_agent *agent, struct smtp_conn *c,
     struct smtp_request *req);
+
+/*
+ * Reads the replies that follow the end of data in LMTP, one for each
+ * recipient accepted by RCPT in RCPT order, and sets each recipient's
+ * result: sent for 2xx, deferred for 4xx, bounced for 5xx. Returns 1,
+ * or 0 after an I/O failure, which defers the recipients without a
+ * reply yet (the caller then closes the session).
+ */
+int smtp_lmtp_data_replies(struct smtp_agent *agent, struct smtp_conn *c,
+    struct smtp_request *req, struct smtp_reply *reply);
 
 /*
  * Sets the deferral caused by the I/O failure on c, during stage (a

@@ -165,6 +165,8 @@ static int trans_send_body(struct smtp_agent *agent, struct smtp_conn *c,
 		smtp_fail_io(c, req, "sending message body");
 		return 0;
 	}
+	if (agent->lmtp)
+		return smtp_lmtp_data_replies(agent, c, req, reply);
 	if (smtp_conn_read_reply(c, reply, agent->timeouts.data_done) < 0) {
 		smtp_fail_io(c, req, "sending end of data -- message may be "
 		    "sent more than once");
