@@ -90,18 +90,30 @@ int authd_list_contains(const char *list, const char *name);
 /* ---- throttle.c ---- */
 
 struct throttle_policy {
-	long delay_ms;    /* delay per failure within the window */
-	int max_failures; /* failures within the window that start a lockout */
-	long window_ms;   /* counting window, and the length of a lockout */
+	long delay_ms;       /* delay per failure within the window */
+	long delay_limit_ms; /* maximum delay; 0: no maximum */
+	int max_failures;    /* failures within the window that start a lockout */
+	long window_ms;      /* counting window, and the length of a lockout */
 };
 
+/* Size of a key buffer for throttle_address_key. */
+#define THROTTLE_ADDRESS_KEY_MAX (AUTHD_ADDRESS_MAX + 16)
+
 /*
- * Failure counters keyed by string ("addr:192.0.2.1", "user:alice").
- * The window of a key starts at its first failure. A key that reaches
- * max_failures failures before the window ends is locked out for
- * window_ms from that failure. The table keeps at most max_entries
- * keys; when full, it records no new key (the failure still gets the
- * base delay) until throttle_expire frees room.
+ * Failure counters keyed by string ("addr:192.0.2.1",
+ * "addr:2001:db8:1:2::/64", "user:alice"). The window of a key starts at
+ * its first failure. A key that reaches max_failures failures before the
+ * window ends is locked out for window_ms from that failure.
+ *
+ * The table keeps at most max_entries keys: half for keys that start
+ * with "user:", the rest for the others, so that failures from many
+ * addresses cannot push out a user name's counter, nor the reverse. A
+ * new key in a full half takes the place of an expired key if there is
+ * one, else of the key with the fewest failures (then the oldest last
+ * failure) among the 32 oldest windows without a lockout. A locked-out
+ * key is evicted only when every key of its half is locked out, and then
+ * the lockout that started first. Evictions of unexpired keys are
+ * logged as a warning at most once a minute.
  */
 struct throttle *throttle_new(const struct throttle_policy *policy,
     size_t max_entries);
@@ -119,6 +131,19 @@ void throttle_success(struct throttle *t, const char *key, long long now_ms);
  * dropped. */
 size_t throttle_expire(struct throttle *t, long long now_ms);
 size_t throttle_size(const struct throttle *t);
+/* Unexpired keys evicted from a full table since throttle_new. */
+size_t throttle_evictions(const struct throttle *t);
+/* The delay for the failures-th failure: delay_ms times failures, at
+ * most delay_limit_ms. */
+long throttle_delay(const struct throttle_policy *policy, int failures);
+/*
+ * Writes the throttle key of a client address into out (size bytes,
+ * THROTTLE_ADDRESS_KEY_MAX is enough): "addr:" and an IPv4 address
+ * (IPv4-mapped IPv6 addresses too), or the /64 network of an IPv6
+ * address, because an end site usually gets a whole /64 and a client
+ * can pick any address in it. Other text is kept, in lower case.
+ */
+void throttle_address_key(const char *address, char *out, size_t size);
 /* Failures counted in the current window of key. */
 int throttle_failures(struct throttle *t, const char *key, long long now_ms);
 

@@ -52,6 +52,8 @@ static long authd_duration_param(const char *name)
 static void authd_load_settings(void)
 {
 	authd_cfg.throttle.delay_ms = authd_duration_param("authd_failure_delay");
+	authd_cfg.throttle.delay_limit_ms =
+	    authd_duration_param("authd_failure_delay_limit");
 	authd_cfg.throttle.window_ms = authd_duration_param("authd_lockout_window");
 	authd_cfg.throttle.max_failures = (int)config_int("authd_lockout_failures");
 	authd_cfg.session_timeout_ms = config_time("authd_session_timeout") * 1000;
@@ -219,8 +221,9 @@ int main(int argc, char **argv)
 		return 0;
 
 	log_info("started: %ld workers, authd_failure_delay=%ldms, "
-	    "authd_lockout_failures=%d, authd_lockout_window=%lds", workers,
-	    authd_cfg.throttle.delay_ms, authd_cfg.throttle.max_failures,
+	    "authd_failure_delay_limit=%ldms, authd_lockout_failures=%d, "
+	    "authd_lockout_window=%lds", workers, authd_cfg.throttle.delay_ms,
+	    authd_cfg.throttle.delay_limit_ms, authd_cfg.throttle.max_failures,
 	    authd_cfg.throttle.window_ms / 1000);
 	service_report(&svc, SERVICE_STATE_IDLE);
 	if (service_drain_requested)

@@ -174,7 +174,7 @@ static void authd_handle_start(struct authd_conn *c,
     const struct authd_request *req)
 {
 	struct authd_session *s;
-	char *key;
+	char key[THROTTLE_ADDRESS_KEY_MAX];
 	long locked;
 
 	if (authd_session_find(c, req->session) != NULL) {
@@ -199,9 +199,8 @@ static void authd_handle_start(struct authd_conn *c,
 		return;
 	}
 
-	key = authd_key("addr", req->client_address);
+	throttle_address_key(req->client_address, key, sizeof(key));
 	locked = throttle_locked(authd_throttle, key, iox_now_ms());
-	free(key);
 	if (locked > 0) {
 		authd_reply_fail(c, req->session, AUTHD_FAILURE_THROTTLED, 1,
 		    "client address locked out after repeated failures");
@@ -328,16 +327,18 @@ static long authd_count_failure(struct authd_session *s)
 {
 	long long now = iox_now_ms();
 	int started = 0;
-	char *key = authd_key("addr", s->client_address);
-	long delay = throttle_failure(authd_throttle, key, now, &started);
+	char address_key[THROTTLE_ADDRESS_KEY_MAX];
+	long delay;
 
-	free(key);
-	if (started)
-		authd_log_lockout("client address", s->client_address);
+	throttle_address_key(s->client_address, address_key,
+	    sizeof(address_key));
+	delay = throttle_failure(authd_throttle, address_key, now, &started);
+	if (started) /* the key without "addr:": an IPv6 address's /64 */
+		authd_log_lockout("client address", address_key + 5);
 	if (s->job.user[0] != '\0') {
 		long user_delay;
+		char *key = authd_key("user", s->job.user);
 
-		key = authd_key("user", s->job.user);
 		user_delay = throttle_failure(authd_throttle, key, now, &started);
 		free(key);
 		if (started)

@@ -101,6 +101,7 @@ const struct config_param config_params[] = {
 	{"authd_sasl_config_directory", "$config_directory/sasl"},
 	{"authd_worker_count", "8"},
 	{"authd_failure_delay", "1s"},   /* may be given in ms, e.g. 200ms */
+	{"authd_failure_delay_limit", "10s"}, /* 0: no limit */
 	{"authd_lockout_failures", "10"},
 	{"authd_lockout_window", "10m"},
 	{"authd_session_timeout", "300s"},
