@@ -436,6 +436,10 @@ class AuthdTest(unittest.TestCase):
 
     def test_restart_after_kill(self):
         old = self.inst.wait_for_service("authd")
+        # A connection still in the listen backlog would be served by the
+        # next authd, so make sure the old process has accepted this one.
+        reply = self.conn.plain("k0", "alice", PASSWORD, "192.0.2.70")
+        self.assertEqual(reply["result"], "ok", reply)
         os.kill(old[0], signal.SIGKILL)
         with self.assertRaises((EOFError, OSError)):
             self.conn.plain("k1", "alice", PASSWORD, "192.0.2.70")
