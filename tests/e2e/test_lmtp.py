@@ -216,6 +216,11 @@ class LmtpTest(unittest.TestCase):
     """Postern delivers to a Dovecot of its own over LMTP."""
 
     def setUp(self):
+        # NOTE: as another user, Dovecot fails to chown its internal
+        # sockets to its "dovecot" group; a non-root configuration for it
+        # is not written yet.
+        if os.geteuid() != 0:
+            self.skipTest("running Dovecot for the test needs root")
         if not os.path.exists(DOVECOT):
             self.skipTest("%s is missing: install dovecot-core and "
                           "dovecot-lmtpd (scripts/install-deps.sh)" % DOVECOT)
