@@ -409,7 +409,7 @@ static void authd_session_succeed(struct authd_session *s)
 	if (throttle_locked(authd_throttle, key, now) > 0) {
 		free(key);
 		if (log_ratelimit("authd-locked", 10, 60))
-			log_warn("%s login refused: client=%s user=%s: user locked "
+			log_warn("%s login rejected: client=%s user=%s: user locked "
 			    "out", s->mechanism, s->client_address, user);
 		authd_reply_fail(s->conn, s->id, AUTHD_FAILURE_THROTTLED, 1,
 		    "user locked out after repeated failures");

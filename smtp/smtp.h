@@ -123,9 +123,9 @@ struct smtp_addr_list {
 int smtp_nexthop_lookup(const struct smtp_nexthop *nh,
     struct smtp_addr_list *out, char **err_out);
 void smtp_addr_list_free(struct smtp_addr_list *l);
-/* Appends a copy of addr unless the list already holds it. */
+/* Appends a copy of addr unless the list already contains it. */
 void smtp_addr_list_add(struct smtp_addr_list *l, const char *addr);
-/* 1 when the list holds addr (same numeric text). */
+/* 1 when the list contains addr (same numeric text). */
 int smtp_addr_list_has(const struct smtp_addr_list *l, const char *addr);
 
 /*

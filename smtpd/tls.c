@@ -432,8 +432,8 @@ static void tls_established(struct smtpd_session *sess,
 	sess->tls_summary = xstrdup(text);
 	sess->tls_active = 1;
 
-	/* RFC 3207 4.2: forget what the client said before TLS, including
-	 * an AUTH that succeeded in plaintext. */
+	/* RFC 3207 4.2: discard the state from before TLS, including an
+	 * AUTH that succeeded in plaintext. */
 	smtpd_session_reset(sess);
 	smtpd_auth_session_free(sess);
 	free(sess->helo);
